@@ -1,0 +1,352 @@
+"""The `SparsityPattern` type: a boolean (m, n) matrix stored as sorted coordinates."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._display import braille
+
+if TYPE_CHECKING:
+    from jax.experimental.sparse import BCOO
+
+_FORMAT_NAME = "asdex.SparsityPattern"
+_FORMAT_VERSION = 1
+
+
+class SparsityPattern:
+    """The structural nonzeros of an `(m, n)` Jacobian or Hessian.
+
+    Entries are stored as coordinate arrays sorted row-major without duplicates.
+    A pattern is immutable and hashable, so it can be a static argument of
+    `jax.jit` or a static field of an `equinox.Module`.
+
+    Rows index the flattened outputs and columns the flattened inputs: leaves in
+    `jax.tree_util` order, each leaf row-major. This is Lineax's layout.
+
+    **Arguments:**
+
+    - `rows`: integer array of row indices.
+    - `cols`: integer array of column indices, the same length as `rows`.
+    - `shape`: the pair `(m, n)`.
+
+    Duplicate entries are merged and the order of the entries does not matter.
+    """
+
+    __slots__ = ("_rows", "_cols", "_shape", "_hash")
+
+    def __init__(self, rows, cols, shape: tuple[int, int]):
+        shape = _check_shape(shape)
+        rows = np.asarray(rows)
+        cols = np.asarray(cols)
+        if rows.ndim != 1 or cols.ndim != 1 or rows.shape != cols.shape:
+            raise ValueError(
+                "`SparsityPattern(rows, cols, shape)` needs `rows` and `cols` to be "
+                f"one-dimensional and of equal length, got shapes {rows.shape} and "
+                f"{cols.shape}."
+            )
+        for name, idx in (("rows", rows), ("cols", cols)):
+            if idx.size and not np.issubdtype(idx.dtype, np.integer):
+                raise TypeError(
+                    f"`SparsityPattern({name}=...)` must hold integers, got dtype "
+                    f"{idx.dtype}."
+                )
+        m, n = shape
+        if rows.size:
+            if rows.min() < 0 or rows.max() >= m:
+                raise ValueError(
+                    f"`SparsityPattern(rows=...)` has an index outside [0, {m})."
+                )
+            if cols.min() < 0 or cols.max() >= n:
+                raise ValueError(
+                    f"`SparsityPattern(cols=...)` has an index outside [0, {n})."
+                )
+        index_dtype = np.int32 if max(m, n) < 2**31 else np.int64
+        keys = rows.astype(np.int64) * n + cols.astype(np.int64)
+        if keys.size > 1 and not np.all(keys[1:] > keys[:-1]):
+            keys = np.unique(keys)
+        self._rows = (keys // max(n, 1)).astype(index_dtype)
+        self._cols = (keys % max(n, 1)).astype(index_dtype)
+        self._rows.flags.writeable = False
+        self._cols.flags.writeable = False
+        self._shape = shape
+        self._hash = None
+
+    # ---------------------------------------------------------------- constructors
+
+    @classmethod
+    def from_dense(cls, matrix) -> SparsityPattern:
+        """The pattern of the nonzeros of a dense two-dimensional array."""
+        matrix = np.asarray(matrix)
+        if matrix.ndim != 2:
+            raise ValueError(
+                "`SparsityPattern.from_dense(matrix)` needs a two-dimensional array, "
+                f"got shape {matrix.shape}."
+            )
+        rows, cols = np.nonzero(matrix)
+        return cls(rows, cols, matrix.shape)
+
+    @classmethod
+    def from_scipy(cls, matrix) -> SparsityPattern:
+        """The pattern of the stored entries of a scipy sparse matrix or array.
+
+        Explicitly stored zeros count as entries: they are part of the structure.
+        """
+        if not sp.issparse(matrix):
+            raise TypeError(
+                "`SparsityPattern.from_scipy(matrix)` needs a scipy sparse matrix or "
+                f"array, got {type(matrix).__name__}."
+            )
+        coo = sp.coo_array(matrix)
+        return cls(coo.row, coo.col, coo.shape)
+
+    @classmethod
+    def from_bcoo(cls, matrix: BCOO) -> SparsityPattern:
+        """The pattern of the stored entries of a two-dimensional `BCOO` matrix."""
+        from jax.experimental import sparse as jsparse
+
+        if not isinstance(matrix, jsparse.BCOO) or matrix.ndim != 2:
+            raise TypeError(
+                "`SparsityPattern.from_bcoo(matrix)` needs a two-dimensional "
+                "`jax.experimental.sparse.BCOO`."
+            )
+        if matrix.n_batch or matrix.n_dense:
+            matrix = matrix.update_layout(n_batch=0, n_dense=0)
+        idx = np.asarray(matrix.indices)
+        inside = (idx[:, 0] < matrix.shape[0]) & (idx[:, 1] < matrix.shape[1])
+        return cls(idx[inside, 0], idx[inside, 1], matrix.shape)
+
+    @classmethod
+    def from_csr(cls, indptr, indices, shape) -> SparsityPattern:
+        """The pattern of a CSR structure `(indptr, indices)`."""
+        indptr = np.asarray(indptr)
+        rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        return cls(rows, np.asarray(indices), shape)
+
+    # ---------------------------------------------------------------- properties
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The pair `(m, n)`: outputs by inputs."""
+        return self._shape
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Row indices of the nonzeros, sorted row-major."""
+        return self._rows
+
+    @property
+    def cols(self) -> np.ndarray:
+        """Column indices of the nonzeros, sorted row-major."""
+        return self._cols
+
+    @property
+    def nnz(self) -> int:
+        """The number of structural nonzeros."""
+        return int(self._rows.size)
+
+    @property
+    def density(self) -> float:
+        """`nnz / (m * n)`; zero for an empty shape."""
+        m, n = self._shape
+        return self.nnz / (m * n) if m * n else 0.0
+
+    @property
+    def sparsity(self) -> float:
+        """`1 - density`."""
+        return 1.0 - self.density if self._shape[0] * self._shape[1] else 1.0
+
+    @property
+    def T(self) -> SparsityPattern:
+        """The transposed pattern."""
+        return SparsityPattern(self._cols, self._rows, self._shape[::-1])
+
+    @property
+    def indptr(self) -> np.ndarray:
+        """CSR row pointers of length `m + 1`."""
+        counts = np.bincount(self._rows, minlength=self._shape[0])
+        indptr = np.zeros(self._shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return indptr
+
+    def is_symmetric(self) -> bool:
+        """Whether the pattern is square and equal to its transpose."""
+        return self._shape[0] == self._shape[1] and self == self.T
+
+    # ---------------------------------------------------------------- conversions
+
+    def todense(self) -> np.ndarray:
+        """A numpy boolean array of shape `(m, n)`."""
+        out = np.zeros(self._shape, dtype=bool)
+        out[self._rows, self._cols] = True
+        return out
+
+    def to_scipy(self, format: str = "csr") -> sp.sparray:
+        """A scipy sparse array with ones on the pattern (`csr`, `csc` or `coo`)."""
+        data = np.ones(self.nnz, dtype=np.int8)
+        coo = sp.coo_array((data, (self._rows, self._cols)), shape=self._shape)
+        if format == "coo":
+            return coo
+        if format == "csr":
+            return coo.tocsr()
+        if format == "csc":
+            return coo.tocsc()
+        raise ValueError(
+            f"`SparsityPattern.to_scipy(format={format!r})`: use 'csr', 'csc' or 'coo'."
+        )
+
+    def to_bcoo(self, dtype=None) -> BCOO:
+        """A `BCOO` matrix with ones on the pattern."""
+        import jax.numpy as jnp
+        from jax.experimental import sparse as jsparse
+
+        indices = np.stack([self._rows, self._cols], axis=1)
+        data = jnp.ones(self.nnz, dtype=dtype or jnp.float32)
+        return jsparse.BCOO(
+            (data, jnp.asarray(indices)),
+            shape=self._shape,
+            indices_sorted=True,
+            unique_indices=True,
+        )
+
+    # ---------------------------------------------------------------- persistence
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the pattern to a `.npz` file that [`load`][asdex.SparsityPattern.load] reads.
+
+        The file records a format version and a checksum of its contents.
+        """
+        np.savez_compressed(
+            path,
+            format=np.array(_FORMAT_NAME),
+            version=np.array(_FORMAT_VERSION),
+            shape=np.array(self._shape, dtype=np.int64),
+            rows=self._rows,
+            cols=self._cols,
+            checksum=np.array(self._digest()),
+        )
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike, *, shape: tuple[int, int] | None = None
+    ) -> SparsityPattern:
+        """Read a pattern written by [`save`][asdex.SparsityPattern.save].
+
+        **Arguments:**
+
+        - `path`: the file.
+        - `shape`: if given, the file's pattern must have this shape.
+
+        **Raises:** `ValueError` if the file is not an asdex pattern, is corrupt (its
+        checksum does not match), or has another shape than `shape`.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                contents = {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError) as err:
+            raise ValueError(
+                f"`SparsityPattern.load({str(path)!r})`: not a readable .npz file "
+                f"({err})."
+            ) from err
+        missing = {"format", "version", "shape", "rows", "cols", "checksum"} - set(
+            contents
+        )
+        if missing or str(contents["format"]) != _FORMAT_NAME:
+            raise ValueError(
+                f"`SparsityPattern.load({str(path)!r})`: the file was not written by "
+                "`SparsityPattern.save` (missing or wrong format fields)."
+            )
+        if int(contents["version"]) != _FORMAT_VERSION:
+            raise ValueError(
+                f"`SparsityPattern.load({str(path)!r})`: file format version "
+                f"{int(contents['version'])} is not supported (this asdex reads "
+                f"version {_FORMAT_VERSION})."
+            )
+        file_shape = tuple(int(s) for s in contents["shape"])
+        if shape is not None and file_shape != tuple(shape):
+            raise ValueError(
+                f"`SparsityPattern.load({str(path)!r}, shape={tuple(shape)})`: the "
+                f"file holds a pattern of shape {file_shape}."
+            )
+        try:
+            pattern = cls(contents["rows"], contents["cols"], file_shape)
+        except (ValueError, TypeError) as err:
+            raise ValueError(
+                f"`SparsityPattern.load({str(path)!r})`: the file is corrupt ({err})."
+            ) from err
+        if pattern._digest() != str(contents["checksum"]):
+            raise ValueError(
+                f"`SparsityPattern.load({str(path)!r})`: the file is corrupt (its "
+                "checksum does not match its contents)."
+            )
+        return pattern
+
+    # ---------------------------------------------------------------- dunder
+
+    def _digest(self) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        h.update(np.asarray(self._shape, dtype=np.int64).tobytes())
+        h.update(self._rows.astype(np.int64).tobytes())
+        h.update(self._cols.astype(np.int64).tobytes())
+        return h.hexdigest()
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(self._digest())
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, SparsityPattern):
+            return NotImplemented
+        return (
+            self._shape == other._shape
+            and np.array_equal(self._rows, other._rows)
+            and np.array_equal(self._cols, other._cols)
+        )
+
+    def __or__(self, other: SparsityPattern) -> SparsityPattern:
+        """The union of two patterns of the same shape."""
+        if not isinstance(other, SparsityPattern) or other.shape != self.shape:
+            raise ValueError("`|` needs two `SparsityPattern`s of the same shape.")
+        return SparsityPattern(
+            np.concatenate([self._rows, other._rows]),
+            np.concatenate([self._cols, other._cols]),
+            self._shape,
+        )
+
+    def __contains__(self, entry) -> bool:
+        i, j = entry
+        lo, hi = np.searchsorted(self._rows, [i, i + 1])
+        return bool(np.any(self._cols[lo:hi] == j))
+
+    def __getstate__(self):
+        return {"rows": self._rows, "cols": self._cols, "shape": self._shape}
+
+    def __setstate__(self, state):
+        self.__init__(state["rows"], state["cols"], state["shape"])
+
+    def _header(self) -> str:
+        m, n = self._shape
+        return f"{m}×{n}, nnz={self.nnz}, sparsity={100 * self.sparsity:.1f}%"
+
+    def __repr__(self) -> str:
+        return f"SparsityPattern({self._header()})"
+
+    def __str__(self) -> str:
+        return f"{self!r}\n{braille(self._rows, self._cols, self._shape)}"
+
+
+def _check_shape(shape) -> tuple[int, int]:
+    try:
+        m, n = (int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`SparsityPattern(shape=...)` must be a pair (m, n), got {shape!r}."
+        ) from None
+    if m < 0 or n < 0:
+        raise ValueError(f"`SparsityPattern(shape=...)` must be non-negative: {shape}.")
+    return (m, n)

@@ -1,0 +1,184 @@
+"""Graphs of a sparsity pattern, as flat CSR arrays for the numba kernels.
+
+Two graphs serve the coloring problems (Gebremedhin, Manne & Pothen 2005, §3):
+
+- the *bipartite graph* of an `(m, n)` pattern, with rows on one side and columns
+  on the other, for partial distance-2 coloring of columns or rows;
+- the *adjacency graph* of a square symmetric pattern, one vertex per row/column
+  and one edge per off-diagonal pair `{i, j}`, for star and acyclic coloring. The
+  bipartite graph of a Jacobian is the adjacency graph of the augmented symmetric
+  matrix `[[0, Jᵀ], [J, 0]]`, which is how bicoloring is done (Montoison, Dalle &
+  Gebremedhin 2025).
+
+All index arrays are `int64`, so that every kernel is compiled once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numba
+import numpy as np
+
+from .._pattern import SparsityPattern
+
+
+@numba.njit(cache=True)
+def transpose_csr(n_rows, n_cols, indptr, indices):
+    """Counting-sort transpose of a CSR structure.
+
+    Returns `(tptr, tidx, perm)`: the CSR structure of the transpose and, for each
+    of its entries, the position of the same entry in the input. Column indices
+    stay sorted within each row of the transpose.
+    """
+    nnz = indices.shape[0]
+    tptr = np.zeros(n_cols + 1, np.int64)
+    for k in range(nnz):
+        tptr[indices[k] + 1] += 1
+    for j in range(n_cols):
+        tptr[j + 1] += tptr[j]
+    cursor = tptr[:-1].copy()
+    tidx = np.empty(nnz, np.int64)
+    perm = np.empty(nnz, np.int64)
+    for i in range(n_rows):
+        for k in range(indptr[i], indptr[i + 1]):
+            j = indices[k]
+            dst = cursor[j]
+            tidx[dst] = i
+            perm[dst] = k
+            cursor[j] += 1
+    return tptr, tidx, perm
+
+
+@numba.njit(cache=True)
+def _split_diagonal(n, indptr, indices, perm):
+    """Drop the diagonal of a symmetric CSR structure.
+
+    `perm` maps each entry to the entry of its transpose. Returns the off-diagonal
+    structure `(ptr, idx)`, for each half-edge the position of its entry in the
+    pattern (`hpos`) and the index of the reverse half-edge (`rev`).
+    """
+    nnz = indices.shape[0]
+    new_index = np.full(nnz, -1, np.int64)
+    ptr = np.zeros(n + 1, np.int64)
+    count = 0
+    for i in range(n):
+        for k in range(indptr[i], indptr[i + 1]):
+            if indices[k] != i:
+                new_index[k] = count
+                count += 1
+        ptr[i + 1] = count
+    idx = np.empty(count, np.int64)
+    hpos = np.empty(count, np.int64)
+    rev = np.empty(count, np.int64)
+    for k in range(nnz):
+        h = new_index[k]
+        if h >= 0:
+            idx[h] = indices[k]
+            hpos[h] = k
+            rev[h] = new_index[perm[k]]
+    return ptr, idx, hpos, rev
+
+
+@dataclasses.dataclass(frozen=True)
+class BipartiteGraph:
+    """Rows and columns of an `(m, n)` pattern, linked by its nonzeros.
+
+    `row_ptr`/`row_idx` is the CSR structure (row to columns) and
+    `col_ptr`/`col_idx` the CSC structure (column to rows); `col_pos[k]` is the
+    pattern position of the `k`-th CSC entry.
+    """
+
+    m: int
+    n: int
+    row_ptr: np.ndarray
+    row_idx: np.ndarray
+    col_ptr: np.ndarray
+    col_idx: np.ndarray
+    col_pos: np.ndarray
+
+    @classmethod
+    def from_pattern(cls, pattern: SparsityPattern) -> BipartiteGraph:
+        m, n = pattern.shape
+        row_ptr = pattern.indptr.astype(np.int64)
+        row_idx = pattern.cols.astype(np.int64)
+        col_ptr, col_idx, col_pos = transpose_csr(m, n, row_ptr, row_idx)
+        return cls(m, n, row_ptr, row_idx, col_ptr, col_idx, col_pos)
+
+    def vertices(self, partition: str) -> tuple[int, np.ndarray, np.ndarray]:
+        """`(count, ptr, idx)` from the colored side to the other side."""
+        if partition == "column":
+            return self.n, self.col_ptr, self.col_idx
+        return self.m, self.row_ptr, self.row_idx
+
+    def neighbours(self, partition: str) -> tuple[np.ndarray, np.ndarray]:
+        """`(ptr, idx)` from the other side back to the colored side."""
+        if partition == "column":
+            return self.row_ptr, self.row_idx
+        return self.col_ptr, self.col_idx
+
+
+@dataclasses.dataclass(frozen=True)
+class AdjacencyGraph:
+    """The adjacency graph of a square symmetric pattern, without self-loops.
+
+    Each undirected edge `{u, v}` is stored as two half-edges: `h` in the row of
+    `u` (`idx[h] == v`) and `rev[h]` in the row of `v`. `hpos[h]` is the position
+    of the entry `(u, v)` in the pattern. The edge is identified by
+    `min(h, rev[h])`.
+    """
+
+    n: int
+    ptr: np.ndarray
+    idx: np.ndarray
+    hpos: np.ndarray
+    rev: np.ndarray
+
+    @classmethod
+    def from_pattern(cls, pattern: SparsityPattern, *, caller: str) -> AdjacencyGraph:
+        m, n = pattern.shape
+        if m != n:
+            raise ValueError(
+                f"`{caller}` needs a square symmetric pattern (a Hessian's), got "
+                f"shape {pattern.shape}. For a Jacobian use column, row or "
+                "bidirectional coloring instead."
+            )
+        indptr = pattern.indptr.astype(np.int64)
+        indices = pattern.cols.astype(np.int64)
+        _, tidx, perm = transpose_csr(n, n, indptr, indices)
+        # The transpose lists the entries (j, i) in row-major order; the pattern is
+        # symmetric exactly when that is the pattern itself.
+        if not np.array_equal(tidx, pattern.rows):
+            raise ValueError(
+                f"`{caller}` needs a symmetric pattern, but "
+                f"{_first_asymmetry(pattern, tidx, indices)} Symmetrize it with "
+                "`pattern | pattern.T` if the matrix is symmetric."
+            )
+        ptr, idx, hpos, rev = _split_diagonal(n, indptr, indices, perm)
+        return cls(n, ptr, idx, hpos, rev)
+
+    @classmethod
+    def augmented(cls, graph: BipartiteGraph) -> AdjacencyGraph:
+        """The adjacency graph of `[[0, Jᵀ], [J, 0]]`: columns `0..n-1`, rows `n..n+m-1`."""
+        m, n = graph.m, graph.n
+        nnz = graph.row_idx.shape[0]
+        ptr = np.concatenate([graph.col_ptr, nnz + graph.row_ptr[1:]])
+        idx = np.concatenate([graph.col_idx + n, graph.row_idx])
+        # Half-edge k < nnz leaves column j towards row i, the same entry as the
+        # half-edge nnz + col_pos[k] leaving row i.
+        hpos = np.concatenate([graph.col_pos, np.arange(nnz, dtype=np.int64)])
+        rev = np.empty(2 * nnz, np.int64)
+        rev[:nnz] = nnz + graph.col_pos
+        rev[nnz + graph.col_pos] = np.arange(nnz, dtype=np.int64)
+        return cls(m + n, ptr, idx, hpos, rev)
+
+
+def _first_asymmetry(pattern: SparsityPattern, tidx: np.ndarray, indices) -> str:
+    """Name one entry `(i, j)` whose mirror `(j, i)` is missing."""
+    bad = int(np.flatnonzero(tidx != pattern.rows)[0])
+    # Entry `bad` of the transposed listing is (j, i) for some stored (i, j); one of
+    # the two listings has an entry the other lacks.
+    i, j = int(pattern.rows[bad]), int(indices[bad])
+    if (j, i) not in pattern:
+        return f"entry ({i}, {j}) is in it and ({j}, {i}) is not."
+    return f"the entry ({i}, {j}) has no mirror image ({j}, {i})."

@@ -1,0 +1,149 @@
+"""Public detection entry points: `jacobian_sparsity` and `hessian_sparsity`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from .._pattern import SparsityPattern
+from .._trace import Traced, sample_args, trace
+from . import _rules  # noqa: F401  (registers the rules)
+from ._abstract import Abstract
+from ._deps import Deps, vstack
+from ._interpreter import Interpreter
+
+
+def pattern_of(traced: Traced) -> SparsityPattern:
+    """Walk a traced function and read off the `(m, n)` pattern of its outputs."""
+    n = traced.n
+    interp = Interpreter(n)
+    inputs = [Abstract(a.shape, a.dtype) for a in traced.in_avals]
+    offset = 0
+    for k in traced.tracked:
+        a = traced.in_avals[k]
+        size = int(np.prod(a.shape, dtype=np.int64))
+        inputs[k] = Abstract(a.shape, a.dtype, Deps.identity(size, offset, n))
+        offset += size
+    outs = interp.run_closed(traced.jaxpr, inputs)
+    rows = [o.deps if o.deps is not None else Deps.empty(o.size, n) for o in outs]
+    if not rows:
+        return SparsityPattern(np.zeros(0, int), np.zeros(0, int), (0, n))
+    stacked = vstack(rows)
+    return SparsityPattern.from_csr(stacked.indptr, stacked.indices, (stacked.size, n))
+
+
+def jacobian_sparsity(
+    f: Callable,
+    *sample_args_,
+    argnums: int | tuple[int, ...] = 0,
+    has_aux: bool = False,
+    input_shape: int | tuple[int, ...] | None = None,
+    **sample_kwargs,
+) -> SparsityPattern:
+    """Detect the global sparsity pattern of the Jacobian of `f`.
+
+    The function is traced once to a jaxpr, which an abstract interpreter walks
+    without evaluating any derivative. The pattern holds at every input: every entry
+    that `jax.jacobian(f)` can make nonzero at any point is in it.
+
+    **Arguments:**
+
+    - `f`: the function. It may take and return PyTrees of arrays.
+    - `*sample_args`: sample positional arguments: arrays, `jax.ShapeDtypeStruct`s,
+        or PyTrees of them. Only shapes and dtypes are used. Leaves that are not
+        arrays (Python numbers, strings, callables) are static and closed over.
+    - `argnums`: which positional argument(s) to differentiate, as in `jax.jacobian`.
+    - `has_aux`: whether `f` returns a pair `(output, aux)`; `aux` is ignored.
+    - `input_shape`: for a function of one array, its shape instead of a sample
+        (the array then has the default float dtype).
+    - `**sample_kwargs`: sample keyword arguments, never differentiated.
+
+    **Returns:**
+
+    A [`asdex.SparsityPattern`][] of shape `(m, n)`: `m` output and `n` input
+    elements, each flattened leaf by leaf in `jax.tree_util` order, row-major.
+
+    !!! Example
+
+        ```python
+        def f(x):
+            return (x[1:] - x[:-1]) ** 2
+
+        asdex.jacobian_sparsity(f, input_shape=50)
+        # SparsityPattern(49×50, nnz=98, sparsity=96.0%)
+        ```
+    """
+    caller = "asdex.jacobian_sparsity"
+    args = sample_args(sample_args_, input_shape, caller)
+    traced = trace(f, args, sample_kwargs, argnums, has_aux, caller)
+    return pattern_of(traced)
+
+
+def hessian_sparsity(
+    f: Callable,
+    *sample_args_,
+    argnums: int | tuple[int, ...] = 0,
+    has_aux: bool = False,
+    input_shape: int | tuple[int, ...] | None = None,
+    **sample_kwargs,
+) -> SparsityPattern:
+    """Detect the global sparsity pattern of the Hessian of a scalar function `f`.
+
+    The pattern is the Jacobian pattern of `jax.grad(f)`, made symmetric. Constant
+    factors are tracked, so `sum(x[1:] * x[:-1])` gives the two off-diagonals and no
+    diagonal, and a linear function gives an empty pattern.
+
+    **Arguments:** as for [`asdex.jacobian_sparsity`][]; `f` must return a real
+    scalar (or `(scalar, aux)` with `has_aux=True`).
+
+    **Returns:**
+
+    A symmetric [`asdex.SparsityPattern`][] of shape `(n, n)`.
+    """
+    caller = "asdex.hessian_sparsity"
+    args = sample_args(sample_args_, input_shape, caller)
+    traced = trace(f, args, sample_kwargs, argnums, has_aux, caller, transform=_gradient)
+    pattern = pattern_of(traced)
+    return pattern | pattern.T
+
+
+def _gradient(flat_fun: Callable, tracked: tuple[int, ...]) -> Callable:
+    """The flat function's gradient with respect to the tracked inputs."""
+
+    def scalar(*dyn):
+        outs = flat_fun(*dyn)
+        if len(outs) != 1 or outs[0].shape != () or not jax.numpy.issubdtype(
+            outs[0].dtype, jax.numpy.floating
+        ):
+            shapes = [(o.shape, str(o.dtype)) for o in outs]
+            raise TypeError(
+                "`asdex.hessian_sparsity(f, ...)`: `f` must return one real scalar, "
+                f"got outputs of shape/dtype {shapes}. For a vector function use "
+                "`asdex.jacobian_sparsity`."
+            )
+        return outs[0]
+
+    def grad(*dyn):
+        def of_tracked(*t):
+            full = list(dyn)
+            for k, v in zip(tracked, t):
+                full[k] = v
+            return scalar(*full)
+
+        try:
+            return jax.grad(of_tracked, argnums=tuple(range(len(tracked))))(
+                *[dyn[k] for k in tracked]
+            )
+        except ValueError as err:
+            if "Reverse-mode differentiation does not work" in str(err):
+                raise ValueError(
+                    "`asdex.hessian_sparsity`: `f` cannot be differentiated in reverse "
+                    "mode, which Hessians need. A `lax.while_loop` with a dynamic trip "
+                    "count is the usual cause: use `lax.fori_loop` with static bounds, "
+                    "`lax.scan`, or `equinox.internal.while_loop(..., max_steps=...)`."
+                ) from err
+            raise
+
+    return grad

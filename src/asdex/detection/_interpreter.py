@@ -1,0 +1,206 @@
+"""The abstract interpreter: walks a jaxpr, applying one rule per equation."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+from jax.extend import core as jex_core
+
+from ._abstract import Abstract
+from ._deps import Deps, vstack
+
+Rule = Callable[["Interpreter", jex_core.JaxprEqn, list[Abstract]], list[Abstract]]
+
+# primitive name -> rule. Filled by the modules in `_rules/`.
+RULES: dict[str, Rule] = {}
+
+# Primitives whose outputs are deliberately taken to depend on every element of every
+# input (sound, never tight). They get no warning: there is nothing tighter to say.
+INTENTIONALLY_CONSERVATIVE: dict[str, str] = {}
+
+# Primitives that must never be evaluated at detection time, even on known inputs.
+_NEVER_EVALUATE = {
+    "pure_callback",
+    "io_callback",
+    "debug_callback",
+    "debug_print",
+    "rng_uniform",
+}
+
+
+def register(*names: str):
+    """Register a rule for one or more primitive names."""
+
+    def wrap(rule: Rule) -> Rule:
+        for name in names:
+            RULES[name] = rule
+        return rule
+
+    return wrap
+
+
+def register_conservative(name: str, reason: str, rule: Rule | None = None) -> None:
+    """Declare a primitive as intentionally all-to-all (no warning)."""
+    INTENTIONALLY_CONSERVATIVE[name] = reason
+    RULES[name] = rule or all_to_all
+
+
+class UnknownPrimitiveWarning(UserWarning):
+    """A primitive has no detection rule, so a conservative dense pattern was used."""
+
+
+class Interpreter:
+    """Holds what a walk needs: the number of tracked inputs and the warnings given."""
+
+    def __init__(self, n_inputs: int, parent: Interpreter | None = None):
+        self.n_inputs = n_inputs
+        # Nested walks (custom rules) share the warnings and the trace cache.
+        self._root = self if parent is None else parent._root
+        if parent is None:
+            self._warned: set[str] = set()
+            self._cache: dict = {}
+
+    def cached(self, key, build):
+        """Memoise `build()` under `key` for the whole detection (loops re-enter rules)."""
+        cache = self._root._cache
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
+
+    # ------------------------------------------------------------------ walking
+
+    def run(
+        self,
+        jaxpr: jex_core.Jaxpr,
+        consts: Sequence,
+        inputs: Sequence[Abstract],
+    ) -> list[Abstract]:
+        env: dict = {}
+
+        def read(var) -> Abstract:
+            if isinstance(var, jex_core.Literal):
+                return Abstract.constant(np.asarray(var.val, dtype=var.aval.dtype))
+            return env[var]
+
+        for var, const in zip(jaxpr.constvars, consts):
+            env[var] = const if isinstance(const, Abstract) else Abstract.constant(const)
+        if len(inputs) != len(jaxpr.invars):
+            raise AssertionError("jaxpr input count mismatch")
+        for var, val in zip(jaxpr.invars, inputs):
+            env[var] = val
+        for eqn, live in zip(jaxpr.eqns, self.cached(("live", id(jaxpr)), lambda: _liveness(jaxpr))):
+            if not live:
+                continue
+            invals = [read(v) for v in eqn.invars]
+            outvals = self.apply(eqn, invals)
+            for var, val in zip(eqn.outvars, outvals):
+                if not isinstance(var, jex_core.DropVar):
+                    env[var] = val
+        return [read(v) for v in jaxpr.outvars]
+
+    def run_closed(
+        self, closed: jex_core.ClosedJaxpr, inputs: Sequence[Abstract]
+    ) -> list[Abstract]:
+        return self.run(closed.jaxpr, closed.consts, inputs)
+
+    def apply(self, eqn: jex_core.JaxprEqn, invals: list[Abstract]) -> list[Abstract]:
+        name = eqn.primitive.name
+        if all(v.known for v in invals) and name not in _NEVER_EVALUATE:
+            outs = evaluate(eqn, invals)
+            if outs is not None:
+                return outs
+        rule = RULES.get(name)
+        if rule is None:
+            self.warn_unknown(name)
+            rule = all_to_all
+        outs = rule(self, eqn, invals)
+        return [_conform(out, var.aval) for out, var in zip(outs, eqn.outvars)]
+
+    def warn_unknown(self, name: str) -> None:
+        warned = self._root._warned
+        if name not in warned:
+            warned.add(name)
+            warnings.warn(
+                f"asdex: no sparsity rule for the primitive `{name}`; assuming every "
+                "output element depends on every input element of it. The pattern "
+                "stays correct but may be denser than necessary. Please report this "
+                "primitive to the asdex issue tracker.",
+                UnknownPrimitiveWarning,
+                stacklevel=2,
+            )
+
+
+def _liveness(jaxpr: jex_core.Jaxpr) -> list[bool]:
+    """Which equations contribute to the outputs. Dead code (a custom rule's unused
+    primal, effects such as debug prints) is skipped: it cannot change a pattern."""
+    needed = {v for v in jaxpr.outvars if not isinstance(v, jex_core.Literal)}
+    live = [False] * len(jaxpr.eqns)
+    for k in range(len(jaxpr.eqns) - 1, -1, -1):
+        eqn = jaxpr.eqns[k]
+        if any(v in needed for v in eqn.outvars):
+            live[k] = True
+            needed.update(v for v in eqn.invars if not isinstance(v, jex_core.Literal))
+    return live
+
+
+def evaluate(eqn: jex_core.JaxprEqn, invals: list[Abstract]) -> list[Abstract] | None:
+    """Run an equation on known inputs, giving known outputs (or `None` if it fails)."""
+    # Literal operands are part of the equation; only variables are arguments.
+    args = [
+        v.value
+        for var, v in zip(eqn.invars, invals)
+        if not isinstance(var, jex_core.Literal)
+    ]
+    invars = [v for v in eqn.invars if not isinstance(v, jex_core.Literal)]
+    closed = jex_core.ClosedJaxpr(
+        jex_core.Jaxpr([], invars, list(eqn.outvars), [eqn], effects=eqn.effects), []
+    )
+    try:
+        with jax.ensure_compile_time_eval():
+            outs = jex_core.jaxpr_as_fun(closed)(*args)
+    except Exception:  # noqa: BLE001 - evaluation is an optimisation only
+        return None
+    return [Abstract.constant(np.asarray(o)) for o in outs]
+
+
+def _conform(out: Abstract, aval) -> Abstract:
+    """Give a rule's result the equation's declared shape and dtype."""
+    shape = tuple(aval.shape)
+    if out.shape != shape or out.dtype != np.dtype(aval.dtype):
+        if out.size != int(np.prod(shape, dtype=np.int64)):
+            raise AssertionError(
+                f"asdex internal error: rule produced shape {out.shape}, expected {shape}"
+            )
+        return Abstract(shape, aval.dtype, out.deps, out.value)
+    return out
+
+
+def outputs_like(eqn: jex_core.JaxprEqn, deps_list: Sequence[Deps | None]) -> list[Abstract]:
+    return [
+        Abstract(var.aval.shape, var.aval.dtype, deps)
+        for var, deps in zip(eqn.outvars, deps_list)
+    ]
+
+
+def union_of_all(invals: Sequence[Abstract], n_inputs: int) -> Deps | None:
+    """One row: every input index that any element of any operand depends on."""
+    parts = [v.deps for v in invals if v.deps is not None]
+    if not parts:
+        return None
+    return vstack(parts).union_all()
+
+
+def all_to_all(
+    interp: Interpreter, eqn: jex_core.JaxprEqn, invals: list[Abstract]
+) -> list[Abstract]:
+    """Every output element depends on every element of every operand."""
+    row = union_of_all(invals, interp.n_inputs)
+    outs = []
+    for var in eqn.outvars:
+        size = int(np.prod(var.aval.shape, dtype=np.int64))
+        deps = None if row is None else row.gather(np.zeros(size, dtype=np.int64))
+        outs.append(Abstract(var.aval.shape, var.aval.dtype, deps))
+    return outs

@@ -1,0 +1,181 @@
+"""Calls, `cond`, `while` and `scan`.
+
+Loops are unrolled exactly while that is affordable and their control is known
+(a `fori_loop` with constant bounds, a `scan`): detection then sees each iteration's
+own indices and constants. Otherwise they iterate to a fixed point, joining the
+abstract states; dependency sets only grow, so that terminates and is sound.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._abstract import Abstract, join
+from .._deps import Deps, row_slice, vstack
+from .._interpreter import register
+
+# Exact unrolling stops after this many iterations; the rest is a fixed point.
+MAX_UNROLLED_ITERATIONS = 20_000
+# A fixed point that has not settled after this many rounds is widened to the top.
+MAX_FIXED_POINT_ROUNDS = 2_000
+
+
+@register("jit", "pjit", "closed_call")
+def call_closed(interp, eqn, invals):
+    closed = eqn.params.get("jaxpr") or eqn.params["call_jaxpr"]
+    return interp.run_closed(closed, invals)
+
+
+@register("core_call", "remat", "checkpoint", "remat2")
+def call_open(interp, eqn, invals):
+    jaxpr = eqn.params.get("jaxpr") or eqn.params["call_jaxpr"]
+    if hasattr(jaxpr, "consts"):
+        return interp.run_closed(jaxpr, invals)
+    return interp.run(jaxpr, [], invals)
+
+
+@register("cond")
+def cond(interp, eqn, invals):
+    index, *operands = invals
+    branches = eqn.params["branches"]
+    if index.known:
+        # lax.switch clamps its index into range.
+        k = int(np.clip(int(index.value), 0, len(branches) - 1))
+        return interp.run_closed(branches[k], operands)
+    results = [interp.run_closed(b, operands) for b in branches]
+    return [_join_all(vals) for vals in zip(*results)]
+
+
+def _join_all(vals):
+    out = vals[0]
+    for v in vals[1:]:
+        out = join(out, v)
+    return out
+
+
+def _join_lists(a, b):
+    return [join(x, y) for x, y in zip(a, b)]
+
+
+def _same(a, b) -> bool:
+    return all(x.same_as(y) for x, y in zip(a, b))
+
+
+def _top(carry: list[Abstract], extra: list[Abstract]) -> list[Abstract]:
+    """Widening: every carry element may depend on everything any of them depends on."""
+    parts = [v.deps for v in carry + extra if v.deps is not None]
+    if not parts:
+        return [Abstract(v.shape, v.dtype) for v in carry]
+    everything = vstack(parts).union_all()
+    return [
+        Abstract(v.shape, v.dtype, everything.gather(np.zeros(v.size, dtype=np.int64)))
+        for v in carry
+    ]
+
+
+@register("while")
+def while_loop(interp, eqn, invals):
+    p = eqn.params
+    cond_consts = invals[: p["cond_nconsts"]]
+    body_consts = invals[p["cond_nconsts"] : p["cond_nconsts"] + p["body_nconsts"]]
+    carry = list(invals[p["cond_nconsts"] + p["body_nconsts"] :])
+    cond_jaxpr, body_jaxpr = p["cond_jaxpr"], p["body_jaxpr"]
+
+    for _ in range(MAX_UNROLLED_ITERATIONS):
+        (go,) = interp.run_closed(cond_jaxpr, cond_consts + carry)
+        if not go.known:
+            break
+        if not bool(go.value):
+            return carry
+        carry = interp.run_closed(body_jaxpr, body_consts + carry)
+    return _fixed_point(
+        lambda c: interp.run_closed(body_jaxpr, body_consts + c), carry, body_consts
+    )
+
+
+def _fixed_point(step, state, extra):
+    for _ in range(MAX_FIXED_POINT_ROUNDS):
+        new = _join_lists(state, step(state))
+        if _same(new, state):
+            return state
+        state = new
+    return _top(state, extra)
+
+
+def _slice_leading(v: Abstract, i: int) -> Abstract:
+    """Element `i` along the leading axis."""
+    shape = v.shape[1:]
+    n = int(np.prod(shape, dtype=np.int64))
+    if v.known:
+        return Abstract.constant(v.value[i])
+    deps = None if v.deps is None else row_slice(v.deps, i * n, (i + 1) * n)
+    return Abstract(shape, v.dtype, deps)
+
+
+def _summary(v: Abstract) -> Abstract:
+    """One abstract slice covering every slice along the leading axis."""
+    shape = v.shape[1:]
+    n = int(np.prod(shape, dtype=np.int64))
+    if v.deps is None:
+        return Abstract(shape, v.dtype)
+    target = np.tile(np.arange(n), v.shape[0])
+    return Abstract(shape, v.dtype, v.deps.group_union(target, n))
+
+
+def _stack(slices: list[Abstract], shape, dtype) -> Abstract:
+    if all(s.known for s in slices):
+        return Abstract.constant(np.stack([s.value for s in slices]).astype(dtype))
+    if all(s.deps is None for s in slices):
+        return Abstract(shape, dtype)
+    n_inputs = next(s.deps.n_inputs for s in slices if s.deps is not None)
+    parts = [s.deps if s.deps is not None else Deps.empty(s.size, n_inputs) for s in slices]
+    return Abstract(shape, dtype, vstack(parts))
+
+
+@register("scan")
+def scan(interp, eqn, invals):
+    p = eqn.params
+    n_consts, n_carry, length = p["num_consts"], p["num_carry"], p["length"]
+    consts = list(invals[:n_consts])
+    carry = list(invals[n_consts : n_consts + n_carry])
+    xs = list(invals[n_consts + n_carry :])
+    body = p["jaxpr"]
+    y_avals = [v.aval for v in eqn.outvars[n_carry:]]
+    order = range(length - 1, -1, -1) if p["reverse"] else range(length)
+    ys: list[list[Abstract] | None] = [None] * length
+    # Slices of xs that carry neither deps nor known values are all alike, so once
+    # the carry stops changing every later iteration repeats the last one.
+    xs_uniform = all(not x.known and x.deps is None for x in xs)
+    steps = list(order)
+    for count, i in enumerate(steps):
+        if count >= MAX_UNROLLED_ITERATIONS:
+            return _scan_fixed_point(interp, body, consts, carry, xs, steps[count:], ys, eqn)
+        out = interp.run_closed(body, consts + carry + [_slice_leading(x, i) for x in xs])
+        new_carry, y = out[:n_carry], out[n_carry:]
+        ys[i] = y
+        if xs_uniform and _same(new_carry, carry):
+            for j in steps[count + 1 :]:
+                ys[j] = y
+            break
+        carry = new_carry
+    return carry + [
+        _stack([ys[i][k] for i in range(length)], aval.shape, aval.dtype)
+        for k, aval in enumerate(y_avals)
+    ]
+
+
+def _scan_fixed_point(interp, body, consts, carry, xs, remaining, ys, eqn):
+    n_carry = len(carry)
+    x_summary = [_summary(x) for x in xs]
+    carry = _fixed_point(
+        lambda c: interp.run_closed(body, consts + c + x_summary)[:n_carry], carry, consts
+    )
+    y = interp.run_closed(body, consts + carry + x_summary)[n_carry:]
+    for i in remaining:
+        ys[i] = y
+    length = len(ys)
+    y_avals = [v.aval for v in eqn.outvars[n_carry:]]
+    return carry + [
+        _stack([ys[i][k] for i in range(length)], aval.shape, aval.dtype)
+        for k, aval in enumerate(y_avals)
+    ]

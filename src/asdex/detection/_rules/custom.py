@@ -1,0 +1,139 @@
+"""`custom_jvp` and `custom_vjp`: the pattern follows the custom derivative rule.
+
+The primal of a custom rule may differ from its derivative. A straight-through
+estimator computes `round(x)` but declares the identity as its JVP, so its Jacobian
+is the identity, not zero. We therefore trace the rule itself:
+
+- `custom_jvp`: trace `jax.jvp` of the call. Tangent inputs carry the operands'
+  dependency sets (the tangent of a value has the same dependencies as the value),
+  primal inputs carry none; the tangent outputs' sets are the answer.
+- `custom_vjp`: trace `jax.vjp` of the call and run the cotangent map on one
+  local id per output element. The input cotangents' sets are the transposed local
+  pattern, which we compose with the operands' sets.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.extend import core as jex_core
+
+from .._abstract import Abstract, is_differentiable_dtype
+from .._deps import Deps, transpose, vstack
+from .._interpreter import Interpreter, all_to_all, outputs_like, register
+from ._util import element_ids
+
+
+def _eqn_function(eqn):
+    """The equation as a Python function of its non-literal operands."""
+    invars = [v for v in eqn.invars if not isinstance(v, jex_core.Literal)]
+    closed = jex_core.ClosedJaxpr(
+        jex_core.Jaxpr([], invars, list(eqn.outvars), [eqn], effects=eqn.effects), []
+    )
+    return jex_core.jaxpr_as_fun(closed), invars
+
+
+def _operands(eqn, invals):
+    return [v for var, v in zip(eqn.invars, invals) if not isinstance(var, jex_core.Literal)]
+
+
+def _sds(v: Abstract):
+    return jax.ShapeDtypeStruct(v.shape, v.dtype)
+
+
+def _split(vals, diff):
+    return [v for v, d in zip(vals, diff) if d], [v for v, d in zip(vals, diff) if not d]
+
+
+def _merge(diff_vals, other_vals, diff):
+    a, b = iter(diff_vals), iter(other_vals)
+    return [next(a) if d else next(b) for d in diff]
+
+
+def _jvp_jaxpr(eqn, operands):
+    fun, _ = _eqn_function(eqn)
+    diff = [is_differentiable_dtype(v.dtype) for v in operands]
+
+    def jvp(diff_primals, other, tangents):
+        def f(*dp):
+            return fun(*_merge(dp, other, diff))
+
+        return jax.jvp(f, tuple(diff_primals), tuple(tangents))[1]
+
+    dp, other = _split([_sds(v) for v in operands], diff)
+    return jax.make_jaxpr(jvp)(dp, other, dp), diff
+
+
+@register("custom_jvp_call")
+def custom_jvp_call(interp: Interpreter, eqn, invals):
+    operands = _operands(eqn, invals)
+    try:
+        closed, diff = interp.cached(("jvp", id(eqn)), lambda: _jvp_jaxpr(eqn, operands))
+    except Exception:  # noqa: BLE001 - fall back to the sound dense answer
+        interp.warn_unknown(f"{eqn.primitive.name} (its JVP rule could not be traced)")
+        return all_to_all(interp, eqn, invals)
+    diff_ops, other_ops = _split(operands, diff)
+    primals = [Abstract(v.shape, v.dtype, None, v.value) for v in diff_ops]
+    others = [Abstract(v.shape, v.dtype, None, v.value) for v in other_ops]
+    tangents = [Abstract(v.shape, v.dtype, v.deps) for v in diff_ops]
+    outs = interp.run_closed(closed, primals + others + tangents)
+    return outputs_like(eqn, [o.deps for o in outs])
+
+
+def _vjp_jaxpr(eqn, operands):
+    fun, _ = _eqn_function(eqn)
+    diff = [is_differentiable_dtype(v.dtype) for v in operands]
+    out_avals = [v.aval for v in eqn.outvars]
+
+    def vjp(diff_primals, other, cts):
+        def f(*dp):
+            return fun(*_merge(dp, other, diff))
+
+        _, pullback = jax.vjp(f, *diff_primals)
+        return pullback(list(cts))
+
+    dp, other = _split([_sds(v) for v in operands], diff)
+    cts = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in out_avals]
+    return jax.make_jaxpr(vjp)(dp, other, cts), diff
+
+
+@register("custom_vjp_call", "custom_vjp_call_jaxpr")
+def custom_vjp_call(interp: Interpreter, eqn, invals):
+    operands = _operands(eqn, invals)
+    try:
+        closed, diff = interp.cached(("vjp", id(eqn)), lambda: _vjp_jaxpr(eqn, operands))
+    except Exception:  # noqa: BLE001 - fall back to the sound dense answer
+        interp.warn_unknown(f"{eqn.primitive.name} (its VJP rule could not be traced)")
+        return all_to_all(interp, eqn, invals)
+    diff_ops, other_ops = _split(operands, diff)
+    out_sizes = [int(np.prod(v.aval.shape, dtype=np.int64)) for v in eqn.outvars]
+    m_local = int(sum(out_sizes))
+    # Local problem: which output elements does each input cotangent element read?
+    local = Interpreter(m_local, parent=interp)
+    cts, offset = [], 0
+    for var, size in zip(eqn.outvars, out_sizes):
+        deps = Deps.identity(size, offset, m_local)
+        cts.append(Abstract(var.aval.shape, var.aval.dtype, deps))
+        offset += size
+    primals = [Abstract(v.shape, v.dtype, None, v.value) for v in diff_ops]
+    others = [Abstract(v.shape, v.dtype, None, v.value) for v in other_ops]
+    in_cts = local.run_closed(closed, primals + others + cts)
+    # Stack the operands' local rows; transpose to "output element -> operand elements".
+    ids, stacked = element_ids(diff_ops)
+    if stacked is None:
+        return outputs_like(eqn, [None] * len(eqn.outvars))
+    rows = []
+    for ct, v in zip(in_cts, diff_ops):
+        rows.append(ct.deps if ct.deps is not None else Deps.empty(v.size, m_local))
+    local_t = transpose(vstack(rows), m_local, stacked.size)
+    # `local_t` rows index outputs, its entries index operand elements in stacked order
+    # over *all* differentiable operands; map those to rows of `stacked`.
+    all_ids = np.concatenate([i.reshape(-1) for i in ids])
+    mapped = all_ids[local_t.indices.astype(np.int64)]
+    deps_all = stacked.compose(local_t.indptr, mapped)
+    outs, start = [], 0
+    for size in out_sizes:
+        outs.append(deps_all.gather(np.arange(start, start + size)))
+        start += size
+    return outputs_like(eqn, outs)
+
