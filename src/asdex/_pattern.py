@@ -65,16 +65,29 @@ class SparsityPattern:
                 raise ValueError(
                     f"`SparsityPattern(cols=...)` has an index outside [0, {n})."
                 )
-        index_dtype = np.int32 if max(m, n) < 2**31 else np.int64
         keys = rows.astype(np.int64) * n + cols.astype(np.int64)
         if keys.size > 1 and not np.all(keys[1:] > keys[:-1]):
-            keys = np.unique(keys)
-        self._rows = (keys // max(n, 1)).astype(index_dtype)
-        self._cols = (keys % max(n, 1)).astype(index_dtype)
+            # Sorting beats numpy's hash-based `unique` by far on millions of keys.
+            keys = np.sort(keys)
+            keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+            rows, cols = np.divmod(keys, max(n, 1))
+        self._set(rows, cols, shape)
+
+    def _set(self, rows, cols, shape) -> None:
+        index_dtype = np.int32 if max(shape) < 2**31 else np.int64
+        self._rows = np.ascontiguousarray(rows, dtype=index_dtype)
+        self._cols = np.ascontiguousarray(cols, dtype=index_dtype)
         self._rows.flags.writeable = False
         self._cols.flags.writeable = False
         self._shape = shape
         self._hash = None
+
+    @classmethod
+    def _canonical(cls, rows, cols, shape) -> SparsityPattern:
+        """Build from entries already sorted row-major, unique and in range."""
+        pattern = cls.__new__(cls)
+        pattern._set(rows, cols, (int(shape[0]), int(shape[1])))
+        return pattern
 
     # ---------------------------------------------------------------- constructors
 
@@ -121,10 +134,16 @@ class SparsityPattern:
         return cls(idx[inside, 0], idx[inside, 1], matrix.shape)
 
     @classmethod
-    def from_csr(cls, indptr, indices, shape) -> SparsityPattern:
-        """The pattern of a CSR structure `(indptr, indices)`."""
+    def from_csr(cls, indptr, indices, shape, *, sorted_unique: bool = False) -> SparsityPattern:
+        """The pattern of a CSR structure `(indptr, indices)`.
+
+        With `sorted_unique=True` the caller promises that each row's column indices
+        are sorted, unique and in range, and no check is made.
+        """
         indptr = np.asarray(indptr)
         rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        if sorted_unique:
+            return cls._canonical(rows, np.asarray(indices), shape)
         return cls(rows, np.asarray(indices), shape)
 
     # ---------------------------------------------------------------- properties
@@ -163,7 +182,11 @@ class SparsityPattern:
     @property
     def T(self) -> SparsityPattern:
         """The transposed pattern."""
-        return SparsityPattern(self._cols, self._rows, self._shape[::-1])
+        # A stable sort by column keeps rows ascending within each column.
+        order = np.argsort(self._cols, kind="stable")
+        return SparsityPattern._canonical(
+            self._cols[order], self._rows[order], self._shape[::-1]
+        )
 
     @property
     def indptr(self) -> np.ndarray:
@@ -312,10 +335,10 @@ class SparsityPattern:
         """The union of two patterns of the same shape."""
         if not isinstance(other, SparsityPattern) or other.shape != self.shape:
             raise ValueError("`|` needs two `SparsityPattern`s of the same shape.")
-        return SparsityPattern(
-            np.concatenate([self._rows, other._rows]),
-            np.concatenate([self._cols, other._cols]),
-            self._shape,
+        union = (self.to_scipy("csr") + other.to_scipy("csr")).tocsr()
+        union.sum_duplicates()  # also sorts the indices of each row
+        return SparsityPattern.from_csr(
+            union.indptr, union.indices, self._shape, sorted_unique=True
         )
 
     def __contains__(self, entry) -> bool:
@@ -327,7 +350,7 @@ class SparsityPattern:
         return {"rows": self._rows, "cols": self._cols, "shape": self._shape}
 
     def __setstate__(self, state):
-        self.__init__(state["rows"], state["cols"], state["shape"])
+        SparsityPattern.__init__(self, state["rows"], state["cols"], state["shape"])
 
     def _header(self) -> str:
         m, n = self._shape

@@ -31,7 +31,9 @@ def pattern_of(traced: Traced) -> SparsityPattern:
     if not rows:
         return SparsityPattern(np.zeros(0, int), np.zeros(0, int), (0, n))
     stacked = vstack(rows)
-    return SparsityPattern.from_csr(stacked.indptr, stacked.indices, (stacked.size, n))
+    return SparsityPattern.from_csr(
+        stacked.indptr, stacked.indices, (stacked.size, n), sorted_unique=True
+    )
 
 
 def jacobian_sparsity(

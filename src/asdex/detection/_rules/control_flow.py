@@ -20,7 +20,12 @@ MAX_UNROLLED_ITERATIONS = 20_000
 MAX_FIXED_POINT_ROUNDS = 2_000
 
 
-@register("jit", "pjit", "closed_call")
+@register("debug_callback", "debug_print", "inspect_sharding")
+def effect_only(interp, eqn, invals):
+    return []
+
+
+@register("jit", "pjit", "closed_call", "composite")
 def call_closed(interp, eqn, invals):
     closed = eqn.params.get("jaxpr") or eqn.params["call_jaxpr"]
     return interp.run_closed(closed, invals)

@@ -64,7 +64,7 @@ def _jvp_jaxpr(eqn, operands):
     return jax.make_jaxpr(jvp)(dp, other, dp), diff
 
 
-@register("custom_jvp_call")
+@register("custom_jvp_call", "custom_jvp_call_jaxpr")
 def custom_jvp_call(interp: Interpreter, eqn, invals):
     operands = _operands(eqn, invals)
     try:

@@ -16,13 +16,14 @@ _UNARY = """
 neg sin cos tan asin acos atan sinh cosh tanh asinh acosh atanh exp exp2 log log1p
 expm1 sqrt rsqrt cbrt logistic abs erf erfc erf_inv lgamma digamma bessel_i0e
 bessel_i1e real imag conj square reduce_precision copy copy_p convert_element_type
-device_put sharding_constraint mesh_cast reshard nondifferentiable_backward
+device_put sharding_constraint mesh_cast reshard nondifferentiable_backward name
+pvary layout_constraint random_clone
 """.split()
 
 # N-ary primitives whose derivative may involve every operand.
 _NARY = """
 add sub add_any max min atan2 pow rem complex clamp igamma igammac igamma_grad_a
-random_gamma_grad regularized_incomplete_beta zeta polygamma nextafter
+random_gamma_grad regularized_incomplete_beta zeta polygamma nextafter random_gamma
 """.split()
 
 # Primitives whose JAX derivative is identically zero (or whose outputs are integers):
@@ -32,7 +33,8 @@ sign floor ceil round stop_gradient is_finite eq ne lt le gt ge and or not xor
 shift_left shift_right_logical shift_right_arithmetic population_count clz iota
 argmax argmin random_bits random_seed random_wrap random_unwrap random_fold_in
 random_split threefry2x32 rng_bit_generator bitcast_convert_type unvmap_any
-unvmap_all unvmap_max
+unvmap_all unvmap_max zeros_like platform_index eq_to le_to lt_to mulhi rng_uniform
+empty empty2 axis_index unreachable
 """.split()
 
 
@@ -126,7 +128,9 @@ def select_n(interp, eqn, invals):
 
 @register("select_if_vmap")
 def select_if_vmap(interp, eqn, invals):
-    return select_n(interp, eqn, [invals[0], invals[2], invals[1]])
+    # Equinox's select returns `x` unconditionally when unbatched, whatever `pred`
+    # says, so a known predicate proves nothing: take the union.
+    return elementwise(interp, eqn, [invals[0].with_deps(None), *invals[1:]])
 
 
 @register("optimization_barrier")

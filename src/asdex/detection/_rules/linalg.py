@@ -202,7 +202,7 @@ def matrix_decomposition(interp, eqn, invals):
 for _name in (
     "cholesky", "lu", "qr", "eigh", "svd", "eig", "schur", "hessenberg",
     "tridiagonal", "geqrf", "geqp3", "householder_product", "cholesky_update",
-    "lu_pivots_to_permutation", "matrix_power",
+    "lu_pivots_to_permutation", "matrix_power", "ormqr", "symmetric_product",
 ):
     register(_name)(matrix_decomposition)
 
@@ -241,5 +241,8 @@ for _name, _why in (
     ("linear_solve", "Lineax's linear solve couples the operator and the vector"),
     ("pure_callback", "a host callback is opaque"),
     ("io_callback", "a host callback is opaque"),
+    ("ragged_dot_general", "group sizes are data-dependent"),
+    ("linear_call", "an opaque linear function with a custom transpose"),
+    ("select_and_scatter", "a generic windowed scatter with a custom selection"),
 ):
     register_conservative(_name, _why)

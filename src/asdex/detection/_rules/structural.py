@@ -178,3 +178,18 @@ def receive_anywhere(operand: Abstract, update: Abstract):
 def tile(interp, eqn, invals):
     reps = tuple(eqn.params["reps"])
     return _unary_structural(eqn, invals[0], lambda i: np.tile(i, reps))
+
+
+@register("stack")
+def stack(interp, eqn, invals):
+    ids, stacked = element_ids(invals)
+    return outputs_like(eqn, [gather_from(stacked, np.stack(ids, axis=eqn.params["axis"]))])
+
+
+@register("unstack")
+def unstack(interp, eqn, invals):
+    operand = invals[0]
+    if operand.deps is None:
+        return outputs_like(eqn, [None] * len(eqn.outvars))
+    ids = np.moveaxis(np.arange(operand.size).reshape(operand.shape), eqn.params["axis"], 0)
+    return outputs_like(eqn, [operand.deps.gather(part.reshape(-1)) for part in ids])
