@@ -189,28 +189,65 @@ def _compose_kernel(map_indptr, map_indices, src_indptr, src_indices, bound):
     pos = 0
     for r in range(size):
         row_start = pos
+        first = -1
+        second = -1
         n_sources = 0
         for k in range(map_indptr[r], map_indptr[r + 1]):
-            s = map_indices[k]
-            if s < 0:
-                continue
-            n_sources += 1
-            for q in range(src_indptr[s], src_indptr[s + 1]):
+            if map_indices[k] >= 0:
+                n_sources += 1
+                if first < 0:
+                    first = map_indices[k]
+                elif second < 0:
+                    second = map_indices[k]
+        if n_sources == 1:
+            for q in range(src_indptr[first], src_indptr[first + 1]):
                 out_indices[pos] = src_indices[q]
                 pos += 1
-        # One source row is already sorted and unique; several need a merge.
-        if n_sources > 1 and pos - row_start > 1:
-            n = pos - row_start
-            if n <= 32:
-                _insertion_sort(out_indices, row_start, pos)
-            else:
-                out_indices[row_start:pos] = np.sort(out_indices[row_start:pos])
-            w = row_start + 1
-            for q in range(row_start + 1, pos):
-                if out_indices[q] != out_indices[w - 1]:
-                    out_indices[w] = out_indices[q]
-                    w += 1
-            pos = w
+        elif n_sources == 2:
+            # Rows are sorted and unique: a linear merge suffices.
+            a, a_end = src_indptr[first], src_indptr[first + 1]
+            b, b_end = src_indptr[second], src_indptr[second + 1]
+            while a < a_end and b < b_end:
+                va = src_indices[a]
+                vb = src_indices[b]
+                if va < vb:
+                    out_indices[pos] = va
+                    a += 1
+                elif vb < va:
+                    out_indices[pos] = vb
+                    b += 1
+                else:
+                    out_indices[pos] = va
+                    a += 1
+                    b += 1
+                pos += 1
+            while a < a_end:
+                out_indices[pos] = src_indices[a]
+                a += 1
+                pos += 1
+            while b < b_end:
+                out_indices[pos] = src_indices[b]
+                b += 1
+                pos += 1
+        elif n_sources > 2:
+            for k in range(map_indptr[r], map_indptr[r + 1]):
+                s = map_indices[k]
+                if s < 0:
+                    continue
+                for q in range(src_indptr[s], src_indptr[s + 1]):
+                    out_indices[pos] = src_indices[q]
+                    pos += 1
+            if pos - row_start > 1:
+                if pos - row_start <= 32:
+                    _insertion_sort(out_indices, row_start, pos)
+                else:
+                    out_indices[row_start:pos] = np.sort(out_indices[row_start:pos])
+                w = row_start + 1
+                for q in range(row_start + 1, pos):
+                    if out_indices[q] != out_indices[w - 1]:
+                        out_indices[w] = out_indices[q]
+                        w += 1
+                pos = w
         out_indptr[r + 1] = pos
     return out_indptr, out_indices[:pos].copy()
 

@@ -146,21 +146,35 @@ def _liveness(jaxpr: jex_core.Jaxpr) -> list[bool]:
     return live
 
 
+def bind_equation(eqn: jex_core.JaxprEqn, args: Sequence) -> list:
+    """Apply an equation's primitive to `args` (one per invar), as `eval_jaxpr` does."""
+    params = eqn.primitive.get_bind_params(eqn.params)
+    out = eqn.primitive.bind(*args, **params)
+    return list(out) if eqn.primitive.multiple_results else [out]
+
+
+# Integer and boolean arithmetic on known scalars (loop counters, predicates) is
+# evaluated in numpy: it is exact, and far cheaper than dispatching to XLA.
+_NUMPY_INTEGER_OPS = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "neg": np.negative,
+    "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+    "eq": np.equal, "ne": np.not_equal, "and": np.bitwise_and, "or": np.bitwise_or,
+    "not": np.invert, "max": np.maximum, "min": np.minimum,
+}
+
+
 def evaluate(eqn: jex_core.JaxprEqn, invals: list[Abstract]) -> list[Abstract] | None:
     """Run an equation on known inputs, giving known outputs (or `None` if it fails)."""
-    # Literal operands are part of the equation; only variables are arguments.
-    args = [
-        v.value
-        for var, v in zip(eqn.invars, invals)
-        if not isinstance(var, jex_core.Literal)
-    ]
-    invars = [v for v in eqn.invars if not isinstance(v, jex_core.Literal)]
-    closed = jex_core.ClosedJaxpr(
-        jex_core.Jaxpr([], invars, list(eqn.outvars), [eqn], effects=eqn.effects), []
-    )
+    args = [v.value for v in invals]
+    op = _NUMPY_INTEGER_OPS.get(eqn.primitive.name)
+    if op is not None and all(
+        a.dtype.kind in "biu" and a.size <= 1024 for a in args
+    ):
+        out_aval = eqn.outvars[0].aval
+        return [Abstract.constant(np.asarray(op(*args)).astype(out_aval.dtype))]
     try:
         with jax.ensure_compile_time_eval():
-            outs = jex_core.jaxpr_as_fun(closed)(*args)
+            outs = bind_equation(eqn, args)
     except Exception:  # noqa: BLE001 - evaluation is an optimisation only
         return None
     return [Abstract.constant(np.asarray(o)) for o in outs]

@@ -66,6 +66,30 @@ def _same(a, b) -> bool:
     return all(x.same_as(y) for x, y in zip(a, b))
 
 
+def _same_deps(a, b) -> bool:
+    return all(
+        (x.deps is None and y.deps is None)
+        or (x.deps is not None and y.deps is not None and x.deps.equals(y.deps))
+        for x, y in zip(a, b)
+    )
+
+
+def _settle(step, old, new):
+    """A fixed point reached early, or `None`.
+
+    Once an iteration leaves the dependency sets unchanged, forget the known values
+    that changed (a loop counter, say) and check that one more abstract iteration
+    changes nothing. Then that state covers every later iteration, so the loop can
+    stop. Without this, a 1,000-step `fori_loop` would be walked 1,000 times.
+    """
+    if not _same_deps(old, new):
+        return None
+    widened = _join_lists(old, new)
+    if _same(_join_lists(widened, step(widened)), widened):
+        return widened
+    return None
+
+
 def _top(carry: list[Abstract], extra: list[Abstract]) -> list[Abstract]:
     """Widening: every carry element may depend on everything any of them depends on."""
     parts = [v.deps for v in carry + extra if v.deps is not None]
@@ -86,16 +110,21 @@ def while_loop(interp, eqn, invals):
     carry = list(invals[p["cond_nconsts"] + p["body_nconsts"] :])
     cond_jaxpr, body_jaxpr = p["cond_jaxpr"], p["body_jaxpr"]
 
+    def step(c):
+        return interp.run_closed(body_jaxpr, body_consts + c)
+
     for _ in range(MAX_UNROLLED_ITERATIONS):
         (go,) = interp.run_closed(cond_jaxpr, cond_consts + carry)
         if not go.known:
             break
         if not bool(go.value):
             return carry
-        carry = interp.run_closed(body_jaxpr, body_consts + carry)
-    return _fixed_point(
-        lambda c: interp.run_closed(body_jaxpr, body_consts + c), carry, body_consts
-    )
+        new_carry = step(carry)
+        settled = _settle(step, carry, new_carry)
+        if settled is not None:
+            return settled
+        carry = new_carry
+    return _fixed_point(step, carry, body_consts)
 
 
 def _fixed_point(step, state, extra):
@@ -152,6 +181,13 @@ def scan(interp, eqn, invals):
     # the carry stops changing every later iteration repeats the last one.
     xs_uniform = all(not x.known and x.deps is None for x in xs)
     steps = list(order)
+    # Slices that carry values but no deps can be summarised once the carry settles.
+    xs_deps_free = all(x.deps is None for x in xs)
+    x_summary = [_summary(x) for x in xs]
+
+    def step(c):
+        return interp.run_closed(body, consts + c + x_summary)[:n_carry]
+
     for count, i in enumerate(steps):
         if count >= MAX_UNROLLED_ITERATIONS:
             return _scan_fixed_point(interp, body, consts, carry, xs, steps[count:], ys, eqn)
@@ -161,6 +197,13 @@ def scan(interp, eqn, invals):
         if xs_uniform and _same(new_carry, carry):
             for j in steps[count + 1 :]:
                 ys[j] = y
+            break
+        settled = _settle(step, carry, new_carry) if xs_deps_free and count + 1 < length else None
+        if settled is not None:
+            y_rest = interp.run_closed(body, consts + settled + x_summary)[n_carry:]
+            for j in steps[count + 1 :]:
+                ys[j] = y_rest
+            carry = settled
             break
         carry = new_carry
     return carry + [

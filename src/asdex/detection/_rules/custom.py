@@ -20,17 +20,20 @@ from jax.extend import core as jex_core
 
 from .._abstract import Abstract, is_differentiable_dtype
 from .._deps import Deps, transpose, vstack
-from .._interpreter import Interpreter, all_to_all, outputs_like, register
+from .._interpreter import Interpreter, all_to_all, bind_equation, outputs_like, register
 from ._util import element_ids
 
 
 def _eqn_function(eqn):
     """The equation as a Python function of its non-literal operands."""
-    invars = [v for v in eqn.invars if not isinstance(v, jex_core.Literal)]
-    closed = jex_core.ClosedJaxpr(
-        jex_core.Jaxpr([], invars, list(eqn.outvars), [eqn], effects=eqn.effects), []
-    )
-    return jex_core.jaxpr_as_fun(closed), invars
+    literals = {k: v.val for k, v in enumerate(eqn.invars) if isinstance(v, jex_core.Literal)}
+
+    def fun(*operands):
+        it = iter(operands)
+        args = [literals[k] if k in literals else next(it) for k in range(len(eqn.invars))]
+        return bind_equation(eqn, args)
+
+    return fun
 
 
 def _operands(eqn, invals):
@@ -51,7 +54,7 @@ def _merge(diff_vals, other_vals, diff):
 
 
 def _jvp_jaxpr(eqn, operands):
-    fun, _ = _eqn_function(eqn)
+    fun = _eqn_function(eqn)
     diff = [is_differentiable_dtype(v.dtype) for v in operands]
 
     def jvp(diff_primals, other, tangents):
@@ -81,7 +84,7 @@ def custom_jvp_call(interp: Interpreter, eqn, invals):
 
 
 def _vjp_jaxpr(eqn, operands):
-    fun, _ = _eqn_function(eqn)
+    fun = _eqn_function(eqn)
     diff = [is_differentiable_dtype(v.dtype) for v in operands]
     out_avals = [v.aval for v in eqn.outvars]
 

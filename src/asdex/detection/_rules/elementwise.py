@@ -87,7 +87,8 @@ def _nonzero_mask(v: Abstract, shape) -> np.ndarray | None:
     """Where a known operand is nonzero; `None` if unknown (may be nonzero anywhere)."""
     if not v.known:
         return None
-    return np.broadcast_to(v.value != 0, shape)
+    nonzero = v.value != 0
+    return None if nonzero.all() else np.broadcast_to(nonzero, shape)
 
 
 @register("mul")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 from jax import lax
 
@@ -153,15 +154,19 @@ def sort(interp, eqn, invals):
     if all(k.known for k in keys):
         # Known keys: the permutation is known, so each output is an exact gather.
         shape = keys[0].shape
-        iota = lax.broadcasted_iota(np.int32 if keys[0].size < 2**31 else np.int64, shape, dim)
-        perm = np.asarray(
-            lax.sort(
-                (*[k.value for k in keys], iota),
-                dimension=dim,
-                is_stable=True,
-                num_keys=num_keys,
-            )[-1]
-        )
+        iota = np.broadcast_to(
+            np.arange(shape[dim]).reshape([-1 if a == dim else 1 for a in range(len(shape))]),
+            shape,
+        ).astype(np.int32)
+        with jax.ensure_compile_time_eval():
+            perm = np.asarray(
+                lax.sort(
+                    (*[k.value for k in keys], iota),
+                    dimension=dim,
+                    is_stable=True,
+                    num_keys=num_keys,
+                )[-1]
+            )
         outs = []
         for v in invals:
             if v.deps is None:
