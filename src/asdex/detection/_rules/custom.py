@@ -67,8 +67,30 @@ def _jvp_jaxpr(eqn, operands):
     return jax.make_jaxpr(jvp)(dp, other, dp), diff
 
 
+def _rule_name(eqn) -> str:
+    fun = eqn.params.get("jvp_jaxpr_fun") or eqn.params.get("jvp_jaxpr_thunk")
+    info = getattr(fun, "debug_info", None)
+    return getattr(info, "func_name", None) or repr(fun)
+
+
 @register("custom_jvp_call", "custom_jvp_call_jaxpr")
 def custom_jvp_call(interp: Interpreter, eqn, invals):
+    # A rule that calls its own function on the tangent (`jvp(f)(x, t) = f(t)`, as
+    # for linear functions like Lineax's `_asarray`) would unfold forever. Inside its
+    # own rule the call is evaluated, not differentiated, so its primal is the map.
+    name = _rule_name(eqn)
+    expanding = interp.cached("expanding custom rules", set)
+    if name in expanding:
+        closed = eqn.params.get("call_jaxpr") or eqn.params["fun_jaxpr"]
+        return interp.run_closed(closed, invals)
+    expanding.add(name)
+    try:
+        return _custom_jvp_call(interp, eqn, invals)
+    finally:
+        expanding.discard(name)
+
+
+def _custom_jvp_call(interp: Interpreter, eqn, invals):
     operands = _operands(eqn, invals)
     try:
         closed, diff = interp.cached(("jvp", id(eqn)), lambda: _jvp_jaxpr(eqn, operands))

@@ -17,7 +17,7 @@ neg sin cos tan asin acos atan sinh cosh tanh asinh acosh atanh exp exp2 log log
 expm1 sqrt rsqrt cbrt logistic abs erf erfc erf_inv lgamma digamma bessel_i0e
 bessel_i1e real imag conj square reduce_precision copy copy_p convert_element_type
 device_put sharding_constraint mesh_cast reshard nondifferentiable_backward name
-pvary layout_constraint random_clone
+pvary layout_constraint random_clone nonbatchable nontraceable
 """.split()
 
 # N-ary primitives whose derivative may involve every operand.
@@ -134,6 +134,6 @@ def select_if_vmap(interp, eqn, invals):
     return elementwise(interp, eqn, [invals[0].with_deps(None), *invals[1:]])
 
 
-@register("optimization_barrier")
+@register("optimization_barrier", "announce_jaxpr")
 def optimization_barrier(interp, eqn, invals):
     return list(invals)

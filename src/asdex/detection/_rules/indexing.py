@@ -7,7 +7,7 @@ import numpy as np
 from jax import lax
 
 from .._abstract import Abstract
-from .._interpreter import outputs_like, register
+from .._interpreter import bind_equation, outputs_like, register
 from ._util import element_ids, fiber_union
 from .structural import receive_anywhere
 
@@ -116,3 +116,26 @@ def scatter(interp, eqn, invals):
         eqn, [stacked.compose_coo(out_rows[valid], sources[valid], operand.size)]
     )
 
+
+
+@register("maybe_set")
+def maybe_set(interp, eqn, invals):
+    # Equinox's loop buffers: `xs.at[i].set(x)` where a (batched) predicate holds.
+    pred, xs, x, *index_leaves = invals
+    (xs_ids, x_ids), stacked = element_ids([xs, x])
+    if stacked is None:
+        return outputs_like(eqn, [None])
+    if not all(v.known for v in index_leaves):
+        return outputs_like(eqn, [receive_anywhere(xs, x)])
+    # Replay the update on ids; where it wrote, the old value may also survive.
+    fill = np.full(x_ids.shape, -2, dtype=np.int64)
+    written = np.where(x_ids >= 0, x_ids, fill)
+    with jax.ensure_compile_time_eval():
+        updated = bind_equation(
+            eqn, [np.True_, xs_ids, written, *[v.value for v in index_leaves]]
+        )[0]
+    updated = np.asarray(updated, dtype=np.int64).reshape(-1)
+    kept = xs_ids.reshape(-1)
+    changed = updated != kept
+    sources = np.stack([kept, np.where(changed, updated, -1)], axis=1)
+    return outputs_like(eqn, [stacked.compose_dense(np.where(sources == -2, -1, sources))])

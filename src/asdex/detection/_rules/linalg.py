@@ -244,5 +244,6 @@ for _name, _why in (
     ("ragged_dot_general", "group sizes are data-dependent"),
     ("linear_call", "an opaque linear function with a custom transpose"),
     ("select_and_scatter", "a generic windowed scatter with a custom selection"),
+    ("noinline", "Equinox's `noinline` hides its function behind a callback"),
 ):
     register_conservative(_name, _why)
