@@ -270,7 +270,7 @@ class SparsityPattern:
         try:
             with np.load(path, allow_pickle=False) as data:
                 contents = {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError) as err:
+        except Exception as err:  # noqa: BLE001 - zlib, zipfile and numpy all raise
             raise ValueError(
                 f"`SparsityPattern.load({str(path)!r})`: not a readable .npz file "
                 f"({err})."

@@ -8,8 +8,16 @@ from ._deps import Deps
 
 
 def is_differentiable_dtype(dtype) -> bool:
-    """Floats and complexes carry derivatives; integers and booleans never do."""
-    return np.issubdtype(np.dtype(dtype), np.inexact)
+    """Floats and complexes carry derivatives; integers, booleans and keys never do."""
+    return isinstance(dtype, np.dtype) and np.issubdtype(dtype, np.inexact)
+
+
+def _as_dtype(dtype):
+    # Extended dtypes (PRNG keys) have no numpy equivalent; keep them as they are.
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        return dtype
 
 
 class Abstract:
@@ -25,7 +33,7 @@ class Abstract:
 
     def __init__(self, shape, dtype, deps: Deps | None = None, value=None):
         self.shape = tuple(int(s) for s in shape)
-        self.dtype = np.dtype(dtype)
+        self.dtype = _as_dtype(dtype)
         if deps is not None and (
             deps.is_empty() or not is_differentiable_dtype(self.dtype)
         ):
@@ -56,7 +64,7 @@ class Abstract:
         if (self.value is None) != (other.value is None):
             return False
         if self.value is not None and not np.array_equal(
-            self.value, other.value, equal_nan=np.issubdtype(self.dtype, np.inexact)
+            self.value, other.value, equal_nan=is_differentiable_dtype(self.dtype)
         ):
             return False
         if (self.deps is None) != (other.deps is None):

@@ -149,10 +149,13 @@ def vstack(deps: list[Deps]) -> Deps:
 
 
 def _check_nnz(nnz) -> None:
-    if nnz > MAX_NNZ:
+    # Read the limit from the public module, where users set it.
+    from . import MAX_NNZ as limit
+
+    if nnz > limit:
         raise PatternTooDenseError(
             f"asdex: an intermediate sparsity pattern would hold {int(nnz):,} "
-            f"nonzeros (the limit is {MAX_NNZ:,}); the Jacobian is effectively dense "
+            f"nonzeros (the limit is {limit:,}); the Jacobian is effectively dense "
             "here. Raise `asdex.detection.MAX_NNZ` if you have the memory, or "
             "restructure the function so that fewer outputs depend on all inputs."
         )

@@ -175,15 +175,16 @@ def evaluate(eqn: jex_core.JaxprEqn, invals: list[Abstract]) -> list[Abstract] |
     try:
         with jax.ensure_compile_time_eval():
             outs = bind_equation(eqn, args)
+        return [Abstract.constant(np.asarray(o)) for o in outs]
     except Exception:  # noqa: BLE001 - evaluation is an optimisation only
+        # Some values have no numpy form (PRNG keys); they stay unknown.
         return None
-    return [Abstract.constant(np.asarray(o)) for o in outs]
 
 
 def _conform(out: Abstract, aval) -> Abstract:
     """Give a rule's result the equation's declared shape and dtype."""
     shape = tuple(aval.shape)
-    if out.shape != shape or out.dtype != np.dtype(aval.dtype):
+    if out.shape != shape or out.dtype != aval.dtype:
         if out.size != int(np.prod(shape, dtype=np.int64)):
             raise AssertionError(
                 f"asdex internal error: rule produced shape {out.shape}, expected {shape}"

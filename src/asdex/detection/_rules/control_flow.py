@@ -227,3 +227,34 @@ def _scan_fixed_point(interp, body, consts, carry, xs, remaining, ys, eqn):
         _stack([ys[i][k] for i in range(length)], aval.shape, aval.dtype)
         for k, aval in enumerate(y_avals)
     ]
+
+
+@register("custom_vmap_call")
+def custom_vmap_call(interp, eqn, invals):
+    # Unbatched, a custom_vmap function is its `call` jaxpr.
+    return interp.run_closed(eqn.params["call"], invals)
+
+
+@register("custom_linear_solve")
+def custom_linear_solve(interp, eqn, invals):
+    """`x = A⁻¹ b`, with `A` given by a matvec jaxpr and `A⁻¹` by a solve jaxpr.
+
+    Follows JAX's own derivative rule, `ẋ = solve(ḃ − matvec_ẋ(x))`, in which only
+    `b` and the matvec's constants are differentiated: run the matvec on an unknown
+    `x` to find which constants reach each component, add `b`'s sets, and push the
+    result through the solve jaxpr with its own constants held fixed.
+    """
+    lengths = eqn.params["const_lengths"]
+    jaxprs = eqn.params["jaxprs"]
+    n_mv, n_vm, n_s = lengths.matvec, lengths.vecmat, lengths.solve
+    matvec_consts = list(invals[:n_mv])
+    solve_consts = invals[n_mv + n_vm : n_mv + n_vm + n_s]
+    b = list(invals[n_mv + n_vm + n_s + lengths.transpose_solve :])
+    unknown_x = [Abstract(v.shape, v.dtype) for v in b]
+    from_matrix = interp.run_closed(jaxprs.matvec, matvec_consts + unknown_x)
+    rhs = [
+        join(Abstract(v.shape, v.dtype, v.deps), Abstract(v.shape, v.dtype, m.deps))
+        for v, m in zip(b, from_matrix)
+    ]
+    fixed = [Abstract(v.shape, v.dtype, None, v.value) for v in solve_consts]
+    return interp.run_closed(jaxprs.solve, fixed + rhs)

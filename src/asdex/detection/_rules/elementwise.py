@@ -129,9 +129,10 @@ def select_n(interp, eqn, invals):
 
 @register("select_if_vmap")
 def select_if_vmap(interp, eqn, invals):
-    # Equinox's select returns `x` unconditionally when unbatched, whatever `pred`
-    # says, so a known predicate proves nothing: take the union.
-    return elementwise(interp, eqn, [invals[0].with_deps(None), *invals[1:]])
+    # Equinox's `select_if_vmap(pred, x, y)` survives in a jaxpr only while `pred` is
+    # unbatched (its batching rule turns a batched one into `select_n`), and then its
+    # implementation returns `x` unconditionally.
+    return outputs_like(eqn, [invals[1].deps])
 
 
 @register("optimization_barrier", "announce_jaxpr")

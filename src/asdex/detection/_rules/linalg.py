@@ -237,7 +237,6 @@ def fft(interp, eqn, invals):
 
 
 for _name, _why in (
-    ("custom_linear_solve", "the solution of a general linear system couples everything"),
     ("linear_solve", "Lineax's linear solve couples the operator and the vector"),
     ("pure_callback", "a host callback is opaque"),
     ("io_callback", "a host callback is opaque"),
@@ -245,5 +244,6 @@ for _name, _why in (
     ("linear_call", "an opaque linear function with a custom transpose"),
     ("select_and_scatter", "a generic windowed scatter with a custom selection"),
     ("noinline", "Equinox's `noinline` hides its function behind a callback"),
+    ("ffi_call", "a foreign function is opaque"),
 ):
     register_conservative(_name, _why)

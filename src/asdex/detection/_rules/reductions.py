@@ -6,7 +6,7 @@ import jax
 import numpy as np
 from jax import lax
 
-from .._deps import MAX_NNZ, PatternTooDenseError
+from .. import _deps
 from .._interpreter import outputs_like, register
 from ._util import element_ids, fiber_union, reduction_target, union_sources
 from .structural import pad_ids
@@ -55,12 +55,7 @@ def cumulative(interp, eqn, invals):
         ids = ids[..., ::-1]
     length = ids.shape[-1]
     fibers = ids.reshape(-1, length)
-    n_entries = fibers.shape[0] * length * (length + 1) // 2
-    if n_entries > MAX_NNZ:
-        raise PatternTooDenseError(
-            f"asdex: `{eqn.primitive.name}` along an axis of length {length} gives a "
-            "dense triangular pattern too large to hold."
-        )
+    _deps._check_nnz(fibers.shape[0] * length * (length + 1) // 2)
     upto, src = np.tril_indices(length)
     out_rows = fibers[:, upto].reshape(-1)
     sources = fibers[:, src].reshape(-1)
