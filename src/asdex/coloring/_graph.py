@@ -125,7 +125,8 @@ class AdjacencyGraph:
     Each undirected edge `{u, v}` is stored as two half-edges: `h` in the row of
     `u` (`idx[h] == v`) and `rev[h]` in the row of `v`. `hpos[h]` is the position
     of the entry `(u, v)` in the pattern. The edge is identified by
-    `min(h, rev[h])`.
+    `min(h, rev[h])`. For a graph built from a symmetric pattern, `mirror[p]` is
+    the position of the entry `(j, i)` for the entry `(i, j)` at position `p`.
     """
 
     n: int
@@ -133,6 +134,7 @@ class AdjacencyGraph:
     idx: np.ndarray
     hpos: np.ndarray
     rev: np.ndarray
+    mirror: np.ndarray | None = None
 
     @classmethod
     def from_pattern(cls, pattern: SparsityPattern, *, caller: str) -> AdjacencyGraph:
@@ -145,17 +147,18 @@ class AdjacencyGraph:
             )
         indptr = pattern.indptr.astype(np.int64)
         indices = pattern.cols.astype(np.int64)
-        _, tidx, perm = transpose_csr(n, n, indptr, indices)
+        tptr, tidx, perm = transpose_csr(n, n, indptr, indices)
         # The transpose lists the entries (j, i) in row-major order; the pattern is
-        # symmetric exactly when that is the pattern itself.
-        if not np.array_equal(tidx, pattern.rows):
+        # symmetric exactly when that listing is the pattern itself, and then
+        # `perm[k]` is the position of the mirror image of entry k.
+        if not (np.array_equal(tptr, indptr) and np.array_equal(tidx, indices)):
             raise ValueError(
                 f"`{caller}` needs a symmetric pattern, but "
-                f"{_first_asymmetry(pattern, tidx, indices)} Symmetrize it with "
+                f"{_first_asymmetry(pattern)} Symmetrize it with "
                 "`pattern | pattern.T` if the matrix is symmetric."
             )
         ptr, idx, hpos, rev = _split_diagonal(n, indptr, indices, perm)
-        return cls(n, ptr, idx, hpos, rev)
+        return cls(n, ptr, idx, hpos, rev, perm)
 
     @classmethod
     def augmented(cls, graph: BipartiteGraph) -> AdjacencyGraph:
@@ -173,12 +176,42 @@ class AdjacencyGraph:
         return cls(m + n, ptr, idx, hpos, rev)
 
 
-def _first_asymmetry(pattern: SparsityPattern, tidx: np.ndarray, indices) -> str:
-    """Name one entry `(i, j)` whose mirror `(j, i)` is missing."""
-    bad = int(np.flatnonzero(tidx != pattern.rows)[0])
-    # Entry `bad` of the transposed listing is (j, i) for some stored (i, j); one of
-    # the two listings has an entry the other lacks.
-    i, j = int(pattern.rows[bad]), int(indices[bad])
-    if (j, i) not in pattern:
-        return f"entry ({i}, {j}) is in it and ({j}, {i}) is not."
-    return f"the entry ({i}, {j}) has no mirror image ({j}, {i})."
+def _first_asymmetry(pattern: SparsityPattern) -> str:
+    """Name one entry `(i, j)` whose mirror image `(j, i)` is missing."""
+    n = pattern.shape[1]
+    keys = pattern.rows.astype(np.int64) * n + pattern.cols
+    mirrors = pattern.cols.astype(np.int64) * n + pattern.rows
+    lonely = np.flatnonzero(~np.isin(mirrors, keys))[0]
+    i, j = int(pattern.rows[lonely]), int(pattern.cols[lonely])
+    return f"the entry ({i}, {j}) is in it and ({j}, {i}) is not."
+
+
+_NO_INDEX = np.zeros(0, np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConflictGraph:
+    """Which vertices may not share a color, as the numba kernels see it.
+
+    With `two_hop=False` the neighbours of `v` are `idx1[ptr1[v]:ptr1[v + 1]]`.
+    With `two_hop=True` they are the vertices two steps away through the other side
+    of a bipartite graph (`idx1` then `idx2`), without `v` itself: the column
+    intersection graph of partial distance-2 coloring, never built explicitly.
+    """
+
+    nv: int
+    ptr1: np.ndarray
+    idx1: np.ndarray
+    ptr2: np.ndarray
+    idx2: np.ndarray
+    two_hop: bool
+
+    @classmethod
+    def of_bipartite(cls, graph: BipartiteGraph, partition: str) -> ConflictGraph:
+        nv, ptr1, idx1 = graph.vertices(partition)
+        ptr2, idx2 = graph.neighbours(partition)
+        return cls(nv, ptr1, idx1, ptr2, idx2, True)
+
+    @classmethod
+    def of_adjacency(cls, graph: AdjacencyGraph) -> ConflictGraph:
+        return cls(graph.n, graph.ptr, graph.idx, _NO_INDEX, _NO_INDEX, False)
