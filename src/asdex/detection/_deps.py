@@ -185,85 +185,70 @@ def _compose_bound(map_indptr, map_indices, src_indptr):
 
 
 @numba.njit(cache=True, nogil=True)
+def _merge(a, a_lo, a_hi, b, b_lo, b_hi, out, o):
+    """Merge two sorted, duplicate-free runs into `out[o:]`; returns the new end."""
+    while a_lo < a_hi and b_lo < b_hi:
+        va = a[a_lo]
+        vb = b[b_lo]
+        if va < vb:
+            out[o] = va
+            a_lo += 1
+        elif vb < va:
+            out[o] = vb
+            b_lo += 1
+        else:
+            out[o] = va
+            a_lo += 1
+            b_lo += 1
+        o += 1
+    while a_lo < a_hi:
+        out[o] = a[a_lo]
+        a_lo += 1
+        o += 1
+    while b_lo < b_hi:
+        out[o] = b[b_lo]
+        b_lo += 1
+        o += 1
+    return o
+
+
+@numba.njit(cache=True, nogil=True)
 def _compose_kernel(map_indptr, map_indices, src_indptr, src_indices, bound):
     size = len(map_indptr) - 1
+    # The longest output row bounds the scratch space of the k-way merge.
+    widest = 0
+    for r in range(size):
+        width = 0
+        for k in range(map_indptr[r], map_indptr[r + 1]):
+            s = map_indices[k]
+            if s >= 0:
+                width += src_indptr[s + 1] - src_indptr[s]
+        widest = max(widest, width)
+    scratch_a = np.empty(widest, dtype=src_indices.dtype)
+    scratch_b = np.empty(widest, dtype=src_indices.dtype)
     out_indptr = np.zeros(size + 1, dtype=np.int64)
     out_indices = np.empty(bound, dtype=src_indices.dtype)
     pos = 0
     for r in range(size):
-        row_start = pos
-        first = -1
-        second = -1
-        n_sources = 0
+        # Rows are sorted and unique, so the union is a sequence of linear merges.
+        n_merged = 0
+        length = 0
         for k in range(map_indptr[r], map_indptr[r + 1]):
-            if map_indices[k] >= 0:
-                n_sources += 1
-                if first < 0:
-                    first = map_indices[k]
-                elif second < 0:
-                    second = map_indices[k]
-        if n_sources == 1:
-            for q in range(src_indptr[first], src_indptr[first + 1]):
-                out_indices[pos] = src_indices[q]
-                pos += 1
-        elif n_sources == 2:
-            # Rows are sorted and unique: a linear merge suffices.
-            a, a_end = src_indptr[first], src_indptr[first + 1]
-            b, b_end = src_indptr[second], src_indptr[second + 1]
-            while a < a_end and b < b_end:
-                va = src_indices[a]
-                vb = src_indices[b]
-                if va < vb:
-                    out_indices[pos] = va
-                    a += 1
-                elif vb < va:
-                    out_indices[pos] = vb
-                    b += 1
-                else:
-                    out_indices[pos] = va
-                    a += 1
-                    b += 1
-                pos += 1
-            while a < a_end:
-                out_indices[pos] = src_indices[a]
-                a += 1
-                pos += 1
-            while b < b_end:
-                out_indices[pos] = src_indices[b]
-                b += 1
-                pos += 1
-        elif n_sources > 2:
-            for k in range(map_indptr[r], map_indptr[r + 1]):
-                s = map_indices[k]
-                if s < 0:
-                    continue
-                for q in range(src_indptr[s], src_indptr[s + 1]):
-                    out_indices[pos] = src_indices[q]
-                    pos += 1
-            if pos - row_start > 1:
-                if pos - row_start <= 32:
-                    _insertion_sort(out_indices, row_start, pos)
-                else:
-                    out_indices[row_start:pos] = np.sort(out_indices[row_start:pos])
-                w = row_start + 1
-                for q in range(row_start + 1, pos):
-                    if out_indices[q] != out_indices[w - 1]:
-                        out_indices[w] = out_indices[q]
-                        w += 1
-                pos = w
+            s = map_indices[k]
+            if s < 0:
+                continue
+            lo, hi = src_indptr[s], src_indptr[s + 1]
+            if n_merged == 0:
+                scratch_a[: hi - lo] = src_indices[lo:hi]
+                length = hi - lo
+            else:
+                length = _merge(scratch_a, 0, length, src_indices, lo, hi, scratch_b, 0)
+                scratch_a, scratch_b = scratch_b, scratch_a
+            n_merged += 1
+        out_indices[pos : pos + length] = scratch_a[:length]
+        pos += length
         out_indptr[r + 1] = pos
     return out_indptr, out_indices[:pos].copy()
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _insertion_sort(a, lo, hi):
-    for i in range(lo + 1, hi):
-        v = a[i]
-        j = i - 1
-        while j >= lo and a[j] > v:
-            a[j + 1] = a[j]
-            j -= 1
-        a[j + 1] = v
 
 
 def row_slice(deps: Deps, start: int, stop: int) -> Deps:
