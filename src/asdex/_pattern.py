@@ -134,7 +134,9 @@ class SparsityPattern:
         return cls(idx[inside, 0], idx[inside, 1], matrix.shape)
 
     @classmethod
-    def from_csr(cls, indptr, indices, shape, *, sorted_unique: bool = False) -> SparsityPattern:
+    def from_csr(
+        cls, indptr, indices, shape, *, sorted_unique: bool = False
+    ) -> SparsityPattern:
         """The pattern of a CSR structure `(indptr, indices)`.
 
         With `sorted_unique=True` the caller promises that each row's column indices

@@ -26,8 +26,10 @@ def is_array_leaf(x) -> bool:
 
 
 def _aval(x) -> jax.ShapeDtypeStruct:
-    return jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x) if not isinstance(
-        x, jax.ShapeDtypeStruct) else x.dtype)
+    return jax.ShapeDtypeStruct(
+        np.shape(x),
+        jnp.result_type(x) if not isinstance(x, jax.ShapeDtypeStruct) else x.dtype,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +59,9 @@ class Traced:
         return int(sum(np.prod(a.shape, dtype=np.int64) for a in self.out_leaves))
 
 
-def normalize_argnums(argnums, n_args: int, caller: str) -> tuple[tuple[int, ...], bool]:
+def normalize_argnums(
+    argnums, n_args: int, caller: str
+) -> tuple[tuple[int, ...], bool]:
     """Returns the argnums as a tuple, and whether the user passed a single int."""
     single = isinstance(argnums, (int, np.integer))
     nums = (int(argnums),) if single else tuple(argnums)
@@ -89,8 +93,10 @@ def sample_args(args: Sequence, input_shape, caller: str) -> tuple:
         raise TypeError(
             f"`{caller}`: give either sample arguments or `input_shape=`, not both."
         )
-    shape = (int(input_shape),) if np.ndim(input_shape) == 0 else tuple(
-        int(s) for s in input_shape
+    shape = (
+        (int(input_shape),)
+        if np.ndim(input_shape) == 0
+        else tuple(int(s) for s in input_shape)
     )
     return (jax.ShapeDtypeStruct(shape, jnp.zeros(()).dtype),)
 
@@ -129,7 +135,9 @@ def trace(
     (the Hessian traces the gradient instead).
     """
     if not callable(f):
-        raise TypeError(f"`{caller}(f, ...)`: `f` must be callable, got {type(f).__name__}.")
+        raise TypeError(
+            f"`{caller}(f, ...)`: `f` must be callable, got {type(f).__name__}."
+        )
     nums, _ = normalize_argnums(argnums, len(args), caller)
     flat_args, args_tree = jtu.tree_flatten((tuple(args), dict(kwargs)))
     arg_trees = [jtu.tree_structure(a) for a in args]
@@ -172,7 +180,10 @@ def trace(
         in_tree = arg_trees[nums[0]]
     else:
         in_tree = jtu.tree_structure(
-            tuple(jtu.tree_unflatten(arg_trees[a], [0] * arg_trees[a].num_leaves) for a in nums)
+            tuple(
+                jtu.tree_unflatten(arg_trees[a], [0] * arg_trees[a].num_leaves)
+                for a in nums
+            )
         )
     return Traced(
         jaxpr=jaxpr,
@@ -181,5 +192,7 @@ def trace(
         in_tree=in_tree,
         in_leaves=tuple(dyn_avals[k] for k in tracked),
         out_tree=out_store.get("tree"),
-        out_leaves=tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in jaxpr.out_avals),
+        out_leaves=tuple(
+            jax.ShapeDtypeStruct(a.shape, a.dtype) for a in jaxpr.out_avals
+        ),
     )

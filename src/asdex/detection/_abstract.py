@@ -51,6 +51,10 @@ class Abstract:
 
     @staticmethod
     def constant(value) -> Abstract:
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None and not isinstance(_as_dtype(dtype), np.dtype):
+            # PRNG keys have no numpy form: a key is opaque, and has no derivative.
+            return Abstract(np.shape(value), dtype)
         value = np.asarray(value)
         return Abstract(value.shape, value.dtype, None, value)
 
@@ -72,7 +76,11 @@ class Abstract:
         return self.deps is None or self.deps.equals(other.deps)
 
     def __repr__(self) -> str:
-        what = "known" if self.known else f"nnz={0 if self.deps is None else self.deps.nnz}"
+        what = (
+            "known"
+            if self.known
+            else f"nnz={0 if self.deps is None else self.deps.nnz}"
+        )
         return f"Abstract({self.shape}, {self.dtype}, {what})"
 
 

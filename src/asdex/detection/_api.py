@@ -106,7 +106,9 @@ def hessian_sparsity(
     """
     caller = "asdex.hessian_sparsity"
     args = sample_args(sample_args_, input_shape, caller)
-    traced = trace(f, args, sample_kwargs, argnums, has_aux, caller, transform=_gradient)
+    traced = trace(
+        f, args, sample_kwargs, argnums, has_aux, caller, transform=_gradient
+    )
     pattern = pattern_of(traced)
     return pattern | pattern.T
 
@@ -116,8 +118,10 @@ def _gradient(flat_fun: Callable, tracked: tuple[int, ...]) -> Callable:
 
     def scalar(*dyn):
         outs = flat_fun(*dyn)
-        if len(outs) != 1 or outs[0].shape != () or not jax.numpy.issubdtype(
-            outs[0].dtype, jax.numpy.floating
+        if (
+            len(outs) != 1
+            or outs[0].shape != ()
+            or not jax.numpy.issubdtype(outs[0].dtype, jax.numpy.floating)
         ):
             shapes = [(o.shape, str(o.dtype)) for o in outs]
             raise TypeError(

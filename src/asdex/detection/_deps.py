@@ -254,7 +254,9 @@ def _compose_kernel(map_indptr, map_indices, src_indptr, src_indices, bound):
 def row_slice(deps: Deps, start: int, stop: int) -> Deps:
     """Rows `start:stop`, sharing no memory with `deps`."""
     lo, hi = deps.indptr[start], deps.indptr[stop]
-    return Deps(deps.indptr[start : stop + 1] - lo, deps.indices[lo:hi].copy(), deps.n_inputs)
+    return Deps(
+        deps.indptr[start : stop + 1] - lo, deps.indices[lo:hi].copy(), deps.n_inputs
+    )
 
 
 def transpose(deps: Deps, n_rows_out: int, n_inputs: int) -> Deps:

@@ -86,12 +86,16 @@ class Interpreter:
             return env[var]
 
         for var, const in zip(jaxpr.constvars, consts):
-            env[var] = const if isinstance(const, Abstract) else Abstract.constant(const)
+            env[var] = (
+                const if isinstance(const, Abstract) else Abstract.constant(const)
+            )
         if len(inputs) != len(jaxpr.invars):
             raise AssertionError("jaxpr input count mismatch")
         for var, val in zip(jaxpr.invars, inputs):
             env[var] = val
-        for eqn, live in zip(jaxpr.eqns, self.cached(("live", id(jaxpr)), lambda: _liveness(jaxpr))):
+        for eqn, live in zip(
+            jaxpr.eqns, self.cached(("live", id(jaxpr)), lambda: _liveness(jaxpr))
+        ):
             if not live:
                 continue
             invals = [read(v) for v in eqn.invars]
@@ -156,10 +160,21 @@ def bind_equation(eqn: jex_core.JaxprEqn, args: Sequence) -> list:
 # Integer and boolean arithmetic on known scalars (loop counters, predicates) is
 # evaluated in numpy: it is exact, and far cheaper than dispatching to XLA.
 _NUMPY_INTEGER_OPS = {
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "neg": np.negative,
-    "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
-    "eq": np.equal, "ne": np.not_equal, "and": np.bitwise_and, "or": np.bitwise_or,
-    "not": np.invert, "max": np.maximum, "min": np.minimum,
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "neg": np.negative,
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
+    "eq": np.equal,
+    "ne": np.not_equal,
+    "and": np.bitwise_and,
+    "or": np.bitwise_or,
+    "not": np.invert,
+    "max": np.maximum,
+    "min": np.minimum,
 }
 
 
@@ -167,9 +182,7 @@ def evaluate(eqn: jex_core.JaxprEqn, invals: list[Abstract]) -> list[Abstract] |
     """Run an equation on known inputs, giving known outputs (or `None` if it fails)."""
     args = [v.value for v in invals]
     op = _NUMPY_INTEGER_OPS.get(eqn.primitive.name)
-    if op is not None and all(
-        a.dtype.kind in "biu" and a.size <= 1024 for a in args
-    ):
+    if op is not None and all(a.dtype.kind in "biu" and a.size <= 1024 for a in args):
         out_aval = eqn.outvars[0].aval
         return [Abstract.constant(np.asarray(op(*args)).astype(out_aval.dtype))]
     try:
@@ -193,7 +206,9 @@ def _conform(out: Abstract, aval) -> Abstract:
     return out
 
 
-def outputs_like(eqn: jex_core.JaxprEqn, deps_list: Sequence[Deps | None]) -> list[Abstract]:
+def outputs_like(
+    eqn: jex_core.JaxprEqn, deps_list: Sequence[Deps | None]
+) -> list[Abstract]:
     return [
         Abstract(var.aval.shape, var.aval.dtype, deps)
         for var, deps in zip(eqn.outvars, deps_list)

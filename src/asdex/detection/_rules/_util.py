@@ -16,7 +16,9 @@ from .._abstract import Abstract
 from .._deps import Deps, vstack
 
 
-def element_ids(shapes_and_deps: Sequence[Abstract]) -> tuple[list[np.ndarray], Deps | None]:
+def element_ids(
+    shapes_and_deps: Sequence[Abstract],
+) -> tuple[list[np.ndarray], Deps | None]:
     """Id arrays for several operands, numbered consecutively, plus their stacked deps.
 
     An operand without dependencies gets ids of -1, so it contributes nothing.
@@ -28,7 +30,9 @@ def element_ids(shapes_and_deps: Sequence[Abstract]) -> tuple[list[np.ndarray], 
         if v.deps is None:
             ids.append(np.full(v.shape, -1, dtype=np.int64))
         else:
-            ids.append(np.arange(offset, offset + v.size, dtype=np.int64).reshape(v.shape))
+            ids.append(
+                np.arange(offset, offset + v.size, dtype=np.int64).reshape(v.shape)
+            )
             parts.append(v.deps)
             offset += v.size
     return ids, (vstack(parts) if parts else None)

@@ -162,7 +162,9 @@ def _stack(slices: list[Abstract], shape, dtype) -> Abstract:
     if all(s.deps is None for s in slices):
         return Abstract(shape, dtype)
     n_inputs = next(s.deps.n_inputs for s in slices if s.deps is not None)
-    parts = [s.deps if s.deps is not None else Deps.empty(s.size, n_inputs) for s in slices]
+    parts = [
+        s.deps if s.deps is not None else Deps.empty(s.size, n_inputs) for s in slices
+    ]
     return Abstract(shape, dtype, vstack(parts))
 
 
@@ -190,15 +192,23 @@ def scan(interp, eqn, invals):
 
     for count, i in enumerate(steps):
         if count >= MAX_UNROLLED_ITERATIONS:
-            return _scan_fixed_point(interp, body, consts, carry, xs, steps[count:], ys, eqn)
-        out = interp.run_closed(body, consts + carry + [_slice_leading(x, i) for x in xs])
+            return _scan_fixed_point(
+                interp, body, consts, carry, xs, steps[count:], ys, eqn
+            )
+        out = interp.run_closed(
+            body, consts + carry + [_slice_leading(x, i) for x in xs]
+        )
         new_carry, y = out[:n_carry], out[n_carry:]
         ys[i] = y
         if xs_uniform and _same(new_carry, carry):
             for j in steps[count + 1 :]:
                 ys[j] = y
             break
-        settled = _settle(step, carry, new_carry) if xs_deps_free and count + 1 < length else None
+        settled = (
+            _settle(step, carry, new_carry)
+            if xs_deps_free and count + 1 < length
+            else None
+        )
         if settled is not None:
             y_rest = interp.run_closed(body, consts + settled + x_summary)[n_carry:]
             for j in steps[count + 1 :]:
@@ -216,7 +226,9 @@ def _scan_fixed_point(interp, body, consts, carry, xs, remaining, ys, eqn):
     n_carry = len(carry)
     x_summary = [_summary(x) for x in xs]
     carry = _fixed_point(
-        lambda c: interp.run_closed(body, consts + c + x_summary)[:n_carry], carry, consts
+        lambda c: interp.run_closed(body, consts + c + x_summary)[:n_carry],
+        carry,
+        consts,
     )
     y = interp.run_closed(body, consts + carry + x_summary)[n_carry:]
     for i in remaining:

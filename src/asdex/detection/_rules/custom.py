@@ -20,24 +20,36 @@ from jax.extend import core as jex_core
 
 from .._abstract import Abstract, is_differentiable_dtype
 from .._deps import Deps, transpose, vstack
-from .._interpreter import Interpreter, all_to_all, bind_equation, outputs_like, register
+from .._interpreter import (
+    Interpreter,
+    all_to_all,
+    bind_equation,
+    outputs_like,
+    register,
+)
 from ._util import element_ids
 
 
 def _eqn_function(eqn):
     """The equation as a Python function of its non-literal operands."""
-    literals = {k: v.val for k, v in enumerate(eqn.invars) if isinstance(v, jex_core.Literal)}
+    literals = {
+        k: v.val for k, v in enumerate(eqn.invars) if isinstance(v, jex_core.Literal)
+    }
 
     def fun(*operands):
         it = iter(operands)
-        args = [literals[k] if k in literals else next(it) for k in range(len(eqn.invars))]
+        args = [
+            literals[k] if k in literals else next(it) for k in range(len(eqn.invars))
+        ]
         return bind_equation(eqn, args)
 
     return fun
 
 
 def _operands(eqn, invals):
-    return [v for var, v in zip(eqn.invars, invals) if not isinstance(var, jex_core.Literal)]
+    return [
+        v for var, v in zip(eqn.invars, invals) if not isinstance(var, jex_core.Literal)
+    ]
 
 
 def _sds(v: Abstract):
@@ -45,7 +57,9 @@ def _sds(v: Abstract):
 
 
 def _split(vals, diff):
-    return [v for v, d in zip(vals, diff) if d], [v for v, d in zip(vals, diff) if not d]
+    return [v for v, d in zip(vals, diff) if d], [
+        v for v, d in zip(vals, diff) if not d
+    ]
 
 
 def _merge(diff_vals, other_vals, diff):
@@ -93,7 +107,9 @@ def custom_jvp_call(interp: Interpreter, eqn, invals):
 def _custom_jvp_call(interp: Interpreter, eqn, invals):
     operands = _operands(eqn, invals)
     try:
-        closed, diff = interp.cached(("jvp", id(eqn)), lambda: _jvp_jaxpr(eqn, operands))
+        closed, diff = interp.cached(
+            ("jvp", id(eqn)), lambda: _jvp_jaxpr(eqn, operands)
+        )
     except Exception:  # noqa: BLE001 - fall back to the sound dense answer
         interp.warn_unknown(f"{eqn.primitive.name} (its JVP rule could not be traced)")
         return all_to_all(interp, eqn, invals)
@@ -126,7 +142,9 @@ def _vjp_jaxpr(eqn, operands):
 def custom_vjp_call(interp: Interpreter, eqn, invals):
     operands = _operands(eqn, invals)
     try:
-        closed, diff = interp.cached(("vjp", id(eqn)), lambda: _vjp_jaxpr(eqn, operands))
+        closed, diff = interp.cached(
+            ("vjp", id(eqn)), lambda: _vjp_jaxpr(eqn, operands)
+        )
     except Exception:  # noqa: BLE001 - fall back to the sound dense answer
         interp.warn_unknown(f"{eqn.primitive.name} (its VJP rule could not be traced)")
         return all_to_all(interp, eqn, invals)
@@ -161,4 +179,3 @@ def custom_vjp_call(interp: Interpreter, eqn, invals):
         outs.append(deps_all.gather(np.arange(start, start + size)))
         start += size
     return outputs_like(eqn, outs)
-

@@ -45,7 +45,9 @@ def gather(interp, eqn, invals):
     return outputs_like(eqn, [operand.deps.gather(source.reshape(-1))])
 
 
-def scatter_targets(operand: Abstract, indices, updates: Abstract, params) -> np.ndarray:
+def scatter_targets(
+    operand: Abstract, indices, updates: Abstract, params
+) -> np.ndarray:
     """For each update element, the flat operand index it lands on (-1: dropped).
 
     A scatter's update windows are read back by the gather that transposes it
@@ -90,9 +92,19 @@ def _overwrites(eqn) -> bool:
     return len(jaxpr.outvars) == 1 and jaxpr.outvars[0] is jaxpr.invars[1]
 
 
-@register("scatter", "scatter-add", "scatter_add", "scatter-sub", "scatter_sub",
-          "scatter-mul", "scatter_mul", "scatter-min", "scatter_min", "scatter-max",
-          "scatter_max")
+@register(
+    "scatter",
+    "scatter-add",
+    "scatter_add",
+    "scatter-sub",
+    "scatter_sub",
+    "scatter-mul",
+    "scatter_mul",
+    "scatter-min",
+    "scatter_min",
+    "scatter-max",
+    "scatter_max",
+)
 def scatter(interp, eqn, invals):
     operand, indices, updates = invals
     if not indices.known:
@@ -117,7 +129,6 @@ def scatter(interp, eqn, invals):
     )
 
 
-
 @register("maybe_set")
 def maybe_set(interp, eqn, invals):
     # Equinox's loop buffers: `xs.at[i].set(x)` where a (batched) predicate holds.
@@ -138,4 +149,6 @@ def maybe_set(interp, eqn, invals):
     kept = xs_ids.reshape(-1)
     changed = updated != kept
     sources = np.stack([kept, np.where(changed, updated, -1)], axis=1)
-    return outputs_like(eqn, [stacked.compose_dense(np.where(sources == -2, -1, sources))])
+    return outputs_like(
+        eqn, [stacked.compose_dense(np.where(sources == -2, -1, sources))]
+    )

@@ -61,7 +61,9 @@ def dot_general(interp, eqn, invals):
             out = np.arange(B * Fl * Fr).reshape(B, Fl, Fr, 1)
             out_rows.append(np.broadcast_to(out, (B, Fl, Fr, K)))
             sources.append(
-                np.broadcast_to(np.transpose(R, (0, 2, 1))[:, None, :, :], (B, Fl, Fr, K))
+                np.broadcast_to(
+                    np.transpose(R, (0, 2, 1))[:, None, :, :], (B, Fl, Fr, K)
+                )
             )
     rows = np.concatenate([r.reshape(-1) for r in out_rows])
     srcs = np.concatenate([s.reshape(-1) for s in sources])
@@ -80,41 +82,48 @@ def conv_general_dilated(interp, eqn, invals):
     (l_ids, r_ids), stacked = element_ids([lhs, rhs])
     if stacked is None:
         return outputs_like(eqn, [None])
-    # Canonical layouts: lhs (N, C, *S), rhs (O, I, *K), out (N, O, *S_out).
+    # Canonical layouts: lhs (n_batch, n_in, *S), rhs (n_out, I, *K), out (n_batch, n_out, *n_spatial).
     l_ids = np.transpose(l_ids, lhs_spec)
     r_ids = np.transpose(r_ids, rhs_spec)
     l_nz = None if not lhs.known else np.transpose(lhs.value != 0, lhs_spec)
     r_nz = None if not rhs.known else np.transpose(rhs.value != 0, rhs_spec)
-    N, C = l_ids.shape[:2]
-    O, Cg = r_ids.shape[:2]
+    n_batch, n_in = l_ids.shape[:2]
+    n_out, in_per_group = r_ids.shape[:2]
     kernel = r_ids.shape[2:]
-    G = p["feature_group_count"]
-    Og = O // G
-    spatial = np.arange(int(np.prod(l_ids.shape[2:], dtype=np.int64))).reshape(l_ids.shape[2:])
-    taps = window_sources(
-        spatial, kernel, p["window_strides"], p["padding"], p["lhs_dilation"], p["rhs_dilation"]
+    groups = p["feature_group_count"]
+    out_per_group = n_out // groups
+    spatial = np.arange(int(np.prod(l_ids.shape[2:], dtype=np.int64))).reshape(
+        l_ids.shape[2:]
     )
-    src_spatial = np.stack([t.reshape(-1) for t in taps], axis=0)  # (T, S_out)
-    T, S_out = src_spatial.shape
-    out_shape_canon = (N, O) + taps[0].shape
-    n_idx = np.arange(N)[:, None, None, None, None]
-    o_idx = np.arange(O)[None, :, None, None, None]
-    s_idx = np.arange(S_out)[None, None, :, None, None]
-    t_idx = np.arange(T)[None, None, None, :, None]
-    c_loc = np.arange(Cg)[None, None, None, None, :]
-    c_idx = (o_idx // Og) * Cg + c_loc
+    taps = window_sources(
+        spatial,
+        kernel,
+        p["window_strides"],
+        p["padding"],
+        p["lhs_dilation"],
+        p["rhs_dilation"],
+    )
+    src_spatial = np.stack([t.reshape(-1) for t in taps], axis=0)  # (n_taps, n_spatial)
+    n_taps, n_spatial = src_spatial.shape
+    out_shape_canon = (n_batch, n_out) + taps[0].shape
+    n_idx = np.arange(n_batch)[:, None, None, None, None]
+    o_idx = np.arange(n_out)[None, :, None, None, None]
+    s_idx = np.arange(n_spatial)[None, None, :, None, None]
+    t_idx = np.arange(n_taps)[None, None, None, :, None]
+    c_loc = np.arange(in_per_group)[None, None, None, None, :]
+    c_idx = (o_idx // out_per_group) * in_per_group + c_loc
     src_s = src_spatial[t_idx, s_idx]
     valid = src_s >= 0
-    shape5 = (N, O, S_out, T, Cg)
-    out_rows = np.broadcast_to((n_idx * O + o_idx) * S_out + s_idx, shape5)
-    l_flat = l_ids.reshape(N, C, -1)
-    r_flat = r_ids.reshape(O, Cg, -1)
+    shape5 = (n_batch, n_out, n_spatial, n_taps, in_per_group)
+    out_rows = np.broadcast_to((n_idx * n_out + o_idx) * n_spatial + s_idx, shape5)
+    l_flat = l_ids.reshape(n_batch, n_in, -1)
+    r_flat = r_ids.reshape(n_out, in_per_group, -1)
     rows, srcs = [], []
     safe_s = np.where(valid, src_s, 0)
     if lhs.deps is not None:
         keep = valid
         if r_nz is not None:
-            keep = keep & r_nz.reshape(O, Cg, -1)[o_idx, c_loc, t_idx]
+            keep = keep & r_nz.reshape(n_out, in_per_group, -1)[o_idx, c_loc, t_idx]
         keep = np.broadcast_to(keep, shape5)
         src = np.broadcast_to(l_flat[n_idx, c_idx, safe_s], shape5)
         rows.append(out_rows[keep])
@@ -122,7 +131,7 @@ def conv_general_dilated(interp, eqn, invals):
     if rhs.deps is not None:
         keep = valid
         if l_nz is not None:
-            keep = keep & l_nz.reshape(N, C, -1)[n_idx, c_idx, safe_s]
+            keep = keep & l_nz.reshape(n_batch, n_in, -1)[n_idx, c_idx, safe_s]
         keep = np.broadcast_to(keep, shape5)
         src = np.broadcast_to(r_flat[o_idx, c_loc, t_idx], shape5)
         rows.append(out_rows[keep])
@@ -132,13 +141,17 @@ def conv_general_dilated(interp, eqn, invals):
     ok = srcs >= 0
     n_out = int(np.prod(out_shape_canon, dtype=np.int64))
     canon = stacked.compose_coo(rows[ok], srcs[ok], n_out)
-    # Back from (N, O, *S_out) to the equation's output layout.
+    # Back from (n_batch, n_out, *n_spatial) to the equation's output layout.
     canon_ids = np.arange(n_out).reshape(out_shape_canon)
-    return outputs_like(eqn, [canon.gather(np.transpose(canon_ids, np.argsort(out_spec)).reshape(-1))])
+    return outputs_like(
+        eqn, [canon.gather(np.transpose(canon_ids, np.argsort(out_spec)).reshape(-1))]
+    )
 
 
 def block_coupled(
-    eqn, invals: Sequence[Abstract], operand_batch: Sequence[Sequence[int | None]],
+    eqn,
+    invals: Sequence[Abstract],
+    operand_batch: Sequence[Sequence[int | None]],
     output_batch: Sequence[Sequence[int]],
 ):
     """Outputs couple all non-batch axes of all operands; batch coordinates stay apart.
@@ -163,7 +176,9 @@ def block_coupled(
         # its own batch axes in increasing order; reorder them to the output's order.
         rows = np.arange(n_own).reshape([v.shape[a] for a in own])
         rows = np.transpose(rows, [own.index(a) for a in axes if a is not None])
-        rows = rows.reshape([n if a is not None else 1 for n, a in zip(batch_shape, axes)])
+        rows = rows.reshape(
+            [n if a is not None else 1 for n, a in zip(batch_shape, axes)]
+        )
         cols.append(np.broadcast_to(rows, batch_shape).reshape(-1) + offset)
         offset += n_own
     if not parts:
@@ -200,9 +215,23 @@ def matrix_decomposition(interp, eqn, invals):
 
 
 for _name in (
-    "cholesky", "lu", "qr", "eigh", "svd", "eig", "schur", "hessenberg",
-    "tridiagonal", "geqrf", "geqp3", "householder_product", "cholesky_update",
-    "lu_pivots_to_permutation", "matrix_power", "ormqr", "symmetric_product",
+    "cholesky",
+    "lu",
+    "qr",
+    "eigh",
+    "svd",
+    "eig",
+    "schur",
+    "hessenberg",
+    "tridiagonal",
+    "geqrf",
+    "geqp3",
+    "householder_product",
+    "cholesky_update",
+    "lu_pivots_to_permutation",
+    "matrix_power",
+    "ormqr",
+    "symmetric_product",
 ):
     register(_name)(matrix_decomposition)
 
@@ -214,7 +243,9 @@ def triangular_solve(interp, eqn, invals):
     r = len(b.shape) - 2
     free = len(b.shape) - 1 if eqn.params["left_side"] else len(b.shape) - 2
     batch = list(range(r))
-    return block_coupled(eqn, invals, [batch + [None], batch + [free]], [batch + [free]])
+    return block_coupled(
+        eqn, invals, [batch + [None], batch + [free]], [batch + [free]]
+    )
 
 
 @register("tridiagonal_solve")

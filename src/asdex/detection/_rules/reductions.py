@@ -59,7 +59,9 @@ def cumulative(interp, eqn, invals):
     upto, src = np.tril_indices(length)
     out_rows = fibers[:, upto].reshape(-1)
     sources = fibers[:, src].reshape(-1)
-    return outputs_like(eqn, [operand.deps.compose_coo(out_rows, sources, operand.size)])
+    return outputs_like(
+        eqn, [operand.deps.compose_coo(out_rows, sources, operand.size)]
+    )
 
 
 def window_sources(
@@ -72,7 +74,9 @@ def window_sources(
     config = [(lo, hi, b - 1) for (lo, hi), b in zip(padding, base_dilation)]
     padded = pad_ids(ids, -1, config)
     out_shape = []
-    for n, w, s, d in zip(padded.shape, window_dimensions, window_strides, window_dilation):
+    for n, w, s, d in zip(
+        padded.shape, window_dimensions, window_strides, window_dilation
+    ):
         span = (w - 1) * d + 1
         out_shape.append(max((n - span) // s + 1, 0) if n >= span else 0)
     sources = []
@@ -116,8 +120,12 @@ def select_and_gather_add(interp, eqn, invals):
     (ids,), stacked = element_ids(invals[:1])
     p = eqn.params
     sources = window_sources(
-        ids, p["window_dimensions"], p["window_strides"], p["padding"],
-        p.get("base_dilation"), p.get("window_dilation"),
+        ids,
+        p["window_dimensions"],
+        p["window_strides"],
+        p["padding"],
+        p.get("base_dilation"),
+        p.get("window_dilation"),
     )
     return outputs_like(eqn, [union_sources(stacked, sources)])
 
@@ -150,7 +158,9 @@ def sort(interp, eqn, invals):
         # Known keys: the permutation is known, so each output is an exact gather.
         shape = keys[0].shape
         iota = np.broadcast_to(
-            np.arange(shape[dim]).reshape([-1 if a == dim else 1 for a in range(len(shape))]),
+            np.arange(shape[dim]).reshape(
+                [-1 if a == dim else 1 for a in range(len(shape))]
+            ),
             shape,
         ).astype(np.int32)
         with jax.ensure_compile_time_eval():
@@ -168,7 +178,9 @@ def sort(interp, eqn, invals):
                 outs.append(None)
                 continue
             ids = np.arange(v.size).reshape(v.shape)
-            outs.append(v.deps.gather(np.take_along_axis(ids, perm, axis=dim).reshape(-1)))
+            outs.append(
+                v.deps.gather(np.take_along_axis(ids, perm, axis=dim).reshape(-1))
+            )
         return outputs_like(eqn, outs)
     return outputs_like(eqn, [fiber_union(v, (dim,)) for v in invals])
 
@@ -204,4 +216,3 @@ def approx_top_k(interp, eqn, invals):
 @register("argsort")
 def argsort(interp, eqn, invals):
     return outputs_like(eqn, [None] * len(eqn.outvars))
-

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._abstract import Abstract
-from .._interpreter import outputs_like, register
 from .._deps import vstack
+from .._interpreter import outputs_like, register
 from ._util import element_ids, fiber_union, gather_from, union_sources
 
 
@@ -116,7 +116,9 @@ def pad_ids(ids: np.ndarray, fill, config) -> np.ndarray:
 @register("pad")
 def pad(interp, eqn, invals):
     (operand_ids, value_ids), stacked = element_ids(invals)
-    source = pad_ids(operand_ids, int(value_ids.reshape(-1)[0]), eqn.params["padding_config"])
+    source = pad_ids(
+        operand_ids, int(value_ids.reshape(-1)[0]), eqn.params["padding_config"]
+    )
     return outputs_like(eqn, [gather_from(stacked, source)])
 
 
@@ -183,7 +185,9 @@ def tile(interp, eqn, invals):
 @register("stack")
 def stack(interp, eqn, invals):
     ids, stacked = element_ids(invals)
-    return outputs_like(eqn, [gather_from(stacked, np.stack(ids, axis=eqn.params["axis"]))])
+    return outputs_like(
+        eqn, [gather_from(stacked, np.stack(ids, axis=eqn.params["axis"]))]
+    )
 
 
 @register("unstack")
@@ -191,5 +195,7 @@ def unstack(interp, eqn, invals):
     operand = invals[0]
     if operand.deps is None:
         return outputs_like(eqn, [None] * len(eqn.outvars))
-    ids = np.moveaxis(np.arange(operand.size).reshape(operand.shape), eqn.params["axis"], 0)
+    ids = np.moveaxis(
+        np.arange(operand.size).reshape(operand.shape), eqn.params["axis"], 0
+    )
     return outputs_like(eqn, [operand.deps.gather(part.reshape(-1)) for part in ids])
