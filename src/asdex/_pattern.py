@@ -327,6 +327,8 @@ class SparsityPattern:
     def __eq__(self, other) -> bool:
         if not isinstance(other, SparsityPattern):
             return NotImplemented
+        if self is other:
+            return True
         return (
             self._shape == other._shape
             and np.array_equal(self._rows, other._rows)

@@ -1,0 +1,8 @@
+from .auto import SparseLinearSolver as SparseLinearSolver
+from .cholesky import SparseCholesky as SparseCholesky
+from .krylov import (
+    SparseKrylov as SparseKrylov,
+    jacobi_preconditioner as jacobi_preconditioner,
+)
+from .lu import SparseLU as SparseLU
+from .normal import SparseNormalEquations as SparseNormalEquations

@@ -1,0 +1,142 @@
+"""`SparseLinearSolver`: picks a sparse solver from the operator's structure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lineax as lx
+from jaxtyping import Array, PyTree
+
+from .._operator import SparseMatrixOperator
+from .._sparsify import sparsify
+from .cholesky import SparseCholesky
+from .lu import SparseLU
+from .normal import SparseNormalEquations
+
+# The state records the choice as a string (static under `eqx.partition`), as
+# `lineax.AutoLinearSolver` does with its tokens; the solver is rebuilt from it.
+_CHOICES = ("cholesky", "lu", "normal", "dense")
+
+
+class SparseLinearSolver(lx.AbstractLinearSolver):
+    """Automatically picks a sparse linear solver from the structure of the operator.
+
+    The drop-in `linear_solver=` for `optimistix.Newton`, `Chord`, `GaussNewton`,
+    `LevenbergMarquardt`, `Dogleg` and `ImplicitAdjoint`, and for
+    `lineax.linear_solve`. The operator is first rewritten as one sparse matrix
+    (see [`asdex.lineax.sparsify`][]: Lineax's tagged, sum, scaled and diagonally
+    composed operators around sparse ones, such as Levenberg–Marquardt's
+    `H + λI`, stay sparse). Then:
+
+    - a square operator tagged positive or negative semidefinite is solved by
+      [`asdex.lineax.SparseCholesky`][];
+    - any other square operator by [`asdex.lineax.SparseLU`][];
+    - a rectangular operator by [`asdex.lineax.SparseNormalEquations`][] (least
+      squares when tall, minimum norm when wide).
+
+    An operator with no sparse form is handed to
+    `lineax.AutoLinearSolver(well_posed=well_posed)` when that is cheap: when it
+    is already a dense matrix (`lineax.MatrixLinearOperator`,
+    `lineax.PyTreeLinearOperator`) or it is at most `max_dense_size` wide and
+    tall. Anything larger raises an error instead of silently forming a large
+    dense matrix.
+
+    Use [`select_solver`][asdex.SparseLinearSolver.select_solver] to see the choice.
+    """
+
+    well_posed: bool | None = None
+    max_dense_size: int = 2048
+
+    def _choose(self, operator: lx.AbstractLinearOperator):
+        try:
+            sparse = sparsify(operator)
+        except NotImplementedError as err:
+            dense = isinstance(
+                operator, (lx.MatrixLinearOperator, lx.PyTreeLinearOperator)
+            )
+            small = max(operator.in_size(), operator.out_size()) <= self.max_dense_size
+            if dense or small:
+                return "dense", operator
+            raise ValueError(
+                "`SparseLinearSolver` got a "
+                f"{type(operator).__name__} of shape "
+                f"{operator.out_size()}×{operator.in_size()} that has no sparse form, "
+                f"and is larger than `max_dense_size={self.max_dense_size}`, so it "
+                "will not be densified. Pass the Jacobian as a sparse operator "
+                "(`asdex.SparseJacobianOperator`, "
+                "`asdex.lineax.SparseMatrixOperator`), register a conversion with "
+                "`asdex.lineax.sparsify.register`, or raise `max_dense_size`."
+                f" ({err})"
+            ) from err
+        m, n = sparse.pattern.shape
+        if m != n:
+            return "normal", sparse
+        if lx.is_positive_semidefinite(sparse) or lx.is_negative_semidefinite(sparse):
+            return "cholesky", sparse
+        return "lu", sparse
+
+    def _solver(self, choice: str) -> lx.AbstractLinearSolver:
+        if choice == "cholesky":
+            return SparseCholesky()
+        if choice == "lu":
+            return SparseLU()
+        if choice == "normal":
+            return SparseNormalEquations()
+        return lx.AutoLinearSolver(well_posed=self.well_posed)
+
+    def select_solver(
+        self, operator: lx.AbstractLinearOperator
+    ) -> lx.AbstractLinearSolver:
+        """The solver that `SparseLinearSolver` uses for `operator`.
+
+        **Arguments:**
+
+        - `operator`: a Lineax linear operator.
+
+        **Returns:**
+
+        One of [`asdex.lineax.SparseCholesky`][], [`asdex.lineax.SparseLU`][],
+        [`asdex.lineax.SparseNormalEquations`][], or a `lineax.AutoLinearSolver`
+        for small dense operators.
+        """
+        return self._solver(self._choose(operator)[0])
+
+    def init(self, operator: lx.AbstractLinearOperator, options: dict[str, Any]):
+        choice, converted = self._choose(operator)
+        if isinstance(converted, SparseMatrixOperator):
+            # Already rewritten (with the tags Lineax infers for the wrappers): do
+            # not let the chosen solver rewrite it again.
+            operator = converted
+        return choice, self._solver(choice).init(operator, options)
+
+    def compute(
+        self, state, vector: PyTree[Array], options: dict[str, Any]
+    ) -> tuple[PyTree[Array], lx.RESULTS, dict[str, Any]]:
+        choice, inner = state
+        return self._solver(choice).compute(inner, vector, options)
+
+    def transpose(self, state, options: dict[str, Any]):
+        choice, inner = state
+        inner, options = self._solver(choice).transpose(inner, options)
+        return (choice, inner), options
+
+    def conj(self, state, options: dict[str, Any]):
+        choice, inner = state
+        inner, options = self._solver(choice).conj(inner, options)
+        return (choice, inner), options
+
+    def assume_full_rank(self) -> bool:
+        # The sparse solvers all assume full rank; so does Lineax's dense fallback
+        # unless `well_posed=False`.
+        return self.well_posed is not False
+
+
+SparseLinearSolver.__init__.__doc__ = """**Arguments:**
+
+- `well_posed`: passed to `lineax.AutoLinearSolver` for the dense fallback only
+    (`None`: least squares by QR for non-square operators; `False`: SVD, for
+    rank-deficient systems). Sparse operators are always solved by the sparse
+    solvers, which assume full rank.
+- `max_dense_size`: the largest input or output size at which an operator
+    without a sparse form is densified for Lineax's solvers.
+"""

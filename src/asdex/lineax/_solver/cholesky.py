@@ -1,0 +1,88 @@
+"""`SparseCholesky`: symmetric positive (or negative) definite sparse systems."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lineax as lx
+from jaxtyping import Array, PyTree
+
+from .._pattern_data import pattern_data
+from ._direct import DirectState, direct_compute, require_square, to_sparse
+
+
+class SparseCholesky(lx.AbstractLinearSolver[DirectState]):
+    """Sparse solver for symmetric positive (or negative) definite systems.
+
+    The factorisation is scipy's SuperLU in its symmetric mode: a minimum-degree
+    ordering of `A + Aᵀ` (`permc_spec="MMD_AT_PLUS_A"`), pivots taken from the
+    diagonal (`diag_pivot_thresh=0`) and `SymmetricMode`. For a symmetric positive
+    definite matrix this is a Cholesky-like `LDLᵀ` elimination in a fill-reducing
+    order, with about half the fill of [`asdex.lineax.SparseLU`][]'s unsymmetric
+    ordering (measured on the 2-D Laplacian: 16.8 M against 31.1 M factor entries at
+    512², and a slightly faster factorisation). No extra dependency is needed.
+
+    The operator must be tagged positive or negative semidefinite (as for
+    `lineax.Cholesky`): for example `lineax.TaggedLinearOperator(operator,
+    lineax.positive_semidefinite_tag)`, or `tags=` on the
+    [`asdex.lineax.SparseMatrixOperator`][]. Its pattern must be symmetric. A
+    negative definite operator is solved as `(-A) x = -b`. Without pivoting across
+    the diagonal, an indefinite matrix can meet a zero pivot; it is then reported
+    as singular (`lineax.RESULTS.singular`), like a singular matrix.
+
+    Everything else (jit, vmap, Optimistix, derivatives, the factorisation cache)
+    is as for [`asdex.lineax.SparseLU`][].
+    """
+
+    def init(
+        self, operator: lx.AbstractLinearOperator, options: dict[str, Any]
+    ) -> DirectState:
+        del options
+        sparse = to_sparse("SparseCholesky", operator)
+        require_square(
+            "SparseCholesky",
+            sparse,
+            "For least squares use `asdex.lineax.SparseNormalEquations()`.",
+        )
+        nsd = lx.is_negative_semidefinite(operator) or lx.is_negative_semidefinite(
+            sparse
+        )
+        psd = lx.is_positive_semidefinite(operator) or lx.is_positive_semidefinite(
+            sparse
+        )
+        if not (psd or nsd):
+            raise ValueError(
+                "`SparseCholesky` may only be used for positive or negative definite "
+                "operators, and the operator is not tagged as either. Wrap it in "
+                "`lineax.TaggedLinearOperator(operator, "
+                "lineax.positive_semidefinite_tag)` if it is, or use "
+                "`asdex.lineax.SparseLU()` otherwise."
+            )
+        if not pattern_data(sparse.pattern).is_symmetric_pattern:
+            raise ValueError(
+                "`SparseCholesky` needs a symmetric sparsity pattern; this operator's "
+                "is not. Store the values on `pattern | pattern.T` or use "
+                "`asdex.lineax.SparseLU()`."
+            )
+        return DirectState(sparse, transpose=False, negate=bool(nsd and not psd))
+
+    def compute(
+        self, state: DirectState, vector: PyTree[Array], options: dict[str, Any]
+    ) -> tuple[PyTree[Array], lx.RESULTS, dict[str, Any]]:
+        del options
+        return direct_compute("symmetric", state, vector)
+
+    def transpose(self, state: DirectState, options: dict[str, Any]):
+        return state.transposed(), options
+
+    def conj(self, state: DirectState, options: dict[str, Any]):
+        return state.conjugated(), options
+
+    def assume_full_rank(self) -> bool:
+        return True
+
+
+SparseCholesky.__init__.__doc__ = """**Arguments:**
+
+Nothing.
+"""

@@ -1,0 +1,253 @@
+"""Sparse direct solves on the host with scipy's SuperLU, called from JAX.
+
+The JAX side passes only the nonzero values and the right-hand sides through
+`jax.pure_callback`; the pattern is static and closed over by the callback, so
+its index arrays are neither transferred nor compiled into the program.
+
+Factorisations are kept in a small host-side cache keyed by the exact matrix (the
+static key and a copy of the values, compared with `np.array_equal`). This makes
+repeated solves with one matrix factorise it once: a solve and the transposed
+solve of its reverse-mode derivative, the tangent solves of forward mode, and
+every step of a chord method. A hit is decided by the values themselves, never by
+identity or a hash alone, so the cache cannot return a wrong factor; a miss only
+costs the factorisation that a cache-less solver would have done anyway.
+"""
+
+# jaxtyping's shape strings (" nnz", "m n") are not Python expressions.
+# ruff: noqa: F722
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Hashable
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from jaxtyping import Array, Inexact, Int
+
+from .._pattern import SparsityPattern
+from ._pattern_data import pattern_data
+
+# What to factorise, given the values of a matrix A stored on its pattern:
+# - "lu": A itself, by SuperLU with partial pivoting (column order COLAMD).
+# - "symmetric": A itself, known symmetric (positive definite for stability);
+#   SuperLU in symmetric mode: minimum degree on A + Aᵀ, diagonal pivots.
+# - "gram_cols": AᵀA (the normal equations of a tall A), in symmetric mode.
+# - "gram_rows": AAᵀ (of a wide A), in symmetric mode.
+Kind = Literal["lu", "symmetric", "gram_cols", "gram_rows"]
+
+_SYMMETRIC_OPTIONS = dict(
+    permc_spec="MMD_AT_PLUS_A",
+    diag_pivot_thresh=0.0,
+    options=dict(SymmetricMode=True),
+)
+
+
+class _Entry:
+    __slots__ = ("key", "values", "factor")
+
+    def __init__(self, key, values, factor):
+        self.key = key
+        self.values = values
+        self.factor = factor
+
+
+class FactorCache:
+    """The most recent SuperLU factorisations, keyed by the exact matrix."""
+
+    def __init__(self, maxsize: int = 1):
+        self.maxsize = maxsize
+        self.hits = 0
+        self.misses = 0
+        self._entries: list[_Entry] = []
+        self.lock = threading.RLock()
+
+    def get(self, key: Hashable, values: np.ndarray, build: Callable[[], object]):
+        with self.lock:
+            for i, entry in enumerate(self._entries):
+                if (
+                    entry.key == key
+                    and entry.values.dtype == values.dtype
+                    and np.array_equal(entry.values, values)
+                ):
+                    self._entries.append(self._entries.pop(i))
+                    self.hits += 1
+                    return entry.factor
+            self.misses += 1
+            # Evict before factorising so that at most `maxsize` factors (and not
+            # one more) are alive at the peak.
+            keep = max(self.maxsize - 1, 0)
+            del self._entries[: len(self._entries) - keep]
+            factor = build()
+            if self.maxsize > 0:
+                self._entries.append(_Entry(key, values.copy(), factor))
+            return factor
+
+    def clear(self) -> None:
+        with self.lock:
+            self._entries.clear()
+            self.hits = self.misses = 0
+
+
+factor_cache = FactorCache()
+
+
+def set_factor_cache_size(size: int) -> int:
+    """Set how many sparse factorisations the host keeps for reuse.
+
+    The sparse direct solvers keep the factors of the most recent matrices, keyed by
+    their exact values, so that solving again with the same matrix (a transposed
+    solve for reverse-mode derivatives, the steps of a chord method, solves with
+    several right-hand sides) does not factorise again. The default keeps one
+    factorisation. `0` disables the cache; more than one helps when solves with a
+    few different matrices alternate, at the cost of their memory.
+
+    **Arguments:**
+
+    - `size`: the number of factorisations to keep, at least 0.
+
+    **Returns:**
+
+    The previous size.
+    """
+    if not isinstance(size, int) or size < 0:
+        raise ValueError(
+            f"`set_factor_cache_size(size={size!r})` needs a non-negative integer."
+        )
+    with factor_cache.lock:
+        previous, factor_cache.maxsize = factor_cache.maxsize, size
+        keep = max(size, 0)
+        del factor_cache._entries[: max(len(factor_cache._entries) - keep, 0)]
+    return previous
+
+
+def _matrix(pattern: SparsityPattern, values: np.ndarray) -> sp.csr_array:
+    data = pattern_data(pattern)
+    return sp.csr_array((values, pattern.cols, data.indptr), shape=pattern.shape)
+
+
+def _factorise(kind: Kind, pattern: SparsityPattern, values: np.ndarray):
+    """The SuperLU factor for `kind`; raises `RuntimeError` if exactly singular."""
+    if kind == "lu":
+        # The CSR arrays of A are the CSC arrays of Aᵀ: factorising Aᵀ needs no
+        # conversion at all, and Aᵀ's factor solves with A through `trans="T"`.
+        m, n = pattern.shape
+        at = sp.csc_array(
+            (values, pattern.cols, pattern_data(pattern).indptr), shape=(n, m)
+        )
+        return spla.splu(at, permc_spec="COLAMD")
+    if kind == "symmetric":
+        m, n = pattern.shape
+        a = sp.csc_array(
+            (values, pattern.cols, pattern_data(pattern).indptr), shape=(n, m)
+        )
+        return spla.splu(a, **_SYMMETRIC_OPTIONS)
+    a = _matrix(pattern, values)
+    gram = (a.T @ a) if kind == "gram_cols" else (a @ a.T)
+    gram = sp.csc_array(gram)
+    gram.sort_indices()
+    return spla.splu(gram, **_SYMMETRIC_OPTIONS)
+
+
+def _solve_host(
+    kind: Kind,
+    pattern: SparsityPattern,
+    transpose: bool,
+    values: np.ndarray,
+    rhs: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Solve with every matrix in `values` against every vector in `rhs`.
+
+    `values` has shape `(*bv, nnz)` and `rhs` `(*bb, size)`, where the batch shapes
+    broadcast (`jax.pure_callback`'s `vmap_method="expand_dims"` gives unbatched
+    arguments axes of size one). Returns `(x, info)`: solutions `(*batch, size)` and
+    codes `(*batch,)`, 0 for success and 1 for a singular or non-finite matrix.
+    """
+    values = np.asarray(values)
+    rhs = np.asarray(rhs)
+    out_dtype = np.result_type(values.dtype, rhs.dtype)
+    batch = np.broadcast_shapes(values.shape[:-1], rhs.shape[:-1])
+    size = rhs.shape[-1]
+    x = np.empty(batch + (size,), dtype=out_dtype)
+    info = np.zeros(batch, dtype=np.int32)
+    flat_values = values.reshape(-1, values.shape[-1])
+    # Lineax's convention for `lu_solve`: trans=1 solves with the transpose. Our
+    # "lu" factor is of Aᵀ, so A itself is solved with SuperLU's trans="T".
+    if kind == "lu":
+        trans = "N" if transpose else "T"
+    else:
+        trans = "N"  # symmetric matrices
+    key = (kind, pattern)
+
+    def solve(matrix_values: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
+        # `b` has shape (size, k): several right-hand sides share one factor.
+        if not np.all(np.isfinite(matrix_values)):
+            return np.full(b.shape, np.nan, out_dtype), 1
+        matrix_values = np.ascontiguousarray(matrix_values)
+        try:
+            factor = factor_cache.get(
+                key,
+                matrix_values,
+                lambda: _factorise(kind, pattern, matrix_values),
+            )
+        except RuntimeError:  # SuperLU: "Factor is exactly singular"
+            return np.full(b.shape, np.nan, out_dtype), 1
+        with factor_cache.lock:
+            sol = factor.solve(np.asfortranarray(b.astype(matrix_values.dtype)), trans)
+        return sol, 0
+
+    if size == 0:
+        return x, info
+    if flat_values.shape[0] == 1:
+        # One matrix: factorise once, solve for all right-hand sides together.
+        b = np.broadcast_to(rhs, batch + (size,)).reshape(-1, size).T
+        sol, code = solve(flat_values[0], b)
+        x[...] = sol.T.reshape(batch + (size,))
+        info[...] = code
+        return x, info
+    values_b = np.broadcast_to(values, batch + values.shape[-1:])
+    rhs_b = np.broadcast_to(rhs, batch + (size,))
+    for index in np.ndindex(*batch):
+        sol, code = solve(values_b[index], rhs_b[index][:, None])
+        x[index] = sol[:, 0]
+        info[index] = code
+    return x, info
+
+
+def superlu_solve(
+    kind: Kind,
+    pattern: SparsityPattern,
+    values: Inexact[Array, " nnz"],
+    rhs: Inexact[Array, " size"],
+    *,
+    transpose: bool = False,
+) -> tuple[Inexact[Array, " size"], Int[Array, ""]]:
+    """Solve `M x = rhs` on the host, where `M` is built from `values` per `kind`.
+
+    Works under `jit` and `vmap` (batched values and/or right-hand sides; one
+    factorisation serves all right-hand sides of an unbatched matrix). It has no
+    derivative rule of its own: Lineax differentiates `linear_solve` itself.
+
+    **Returns:** `(x, info)`, with `info` 0 on success and 1 when the matrix is
+    singular or not finite (then `x` is NaN).
+    """
+    with jax.numpy_dtype_promotion("standard"):
+        dtype = jnp.result_type(values, rhs)
+    size = math.prod(rhs.shape)
+    result_shapes = (
+        jax.ShapeDtypeStruct((size,), dtype),
+        jax.ShapeDtypeStruct((), jnp.int32),
+    )
+
+    def callback(values, rhs):
+        x, info = _solve_host(kind, pattern, transpose, values, rhs)
+        return x.astype(dtype, copy=False), info
+
+    return jax.pure_callback(
+        callback, result_shapes, values, rhs, vmap_method="expand_dims"
+    )
