@@ -1,10 +1,36 @@
 """asdex: automatic sparse differentiation in JAX."""
 
+from . import coloring as coloring, lineax as lineax
+from ._api import (
+    hessian as hessian,
+    hessian_coloring as hessian_coloring,
+    hessian_from_coloring as hessian_from_coloring,
+    hessian_from_pattern as hessian_from_pattern,
+    jacobian as jacobian,
+    jacobian_coloring as jacobian_coloring,
+    jacobian_from_coloring as jacobian_from_coloring,
+    jacobian_from_pattern as jacobian_from_pattern,
+    value_and_hessian as value_and_hessian,
+    value_and_jacobian as value_and_jacobian,
+)
+from ._colored import (
+    ColoredPattern as ColoredPattern,
+    DenseColoringWarning as DenseColoringWarning,
+)
 from ._pattern import SparsityPattern as SparsityPattern
 from ._version import __version__ as __version__
+from .ad import (
+    AbstractSparseDerivative as AbstractSparseDerivative,
+    CheckReport as CheckReport,
+    SparseHessian as SparseHessian,
+    SparseJacobian as SparseJacobian,
+    check_hessian as check_hessian,
+    check_jacobian as check_jacobian,
+)
 from .detection import (
-    hessian_sparsity as hessian_sparsity,
-    jacobian_sparsity as jacobian_sparsity,
     PatternTooDenseError as PatternTooDenseError,
     UnknownPrimitiveWarning as UnknownPrimitiveWarning,
+    hessian_sparsity as hessian_sparsity,
+    jacobian_sparsity as jacobian_sparsity,
 )
+from .lineax import SparseLinearSolver as SparseLinearSolver

@@ -1,0 +1,300 @@
+"""The `ColoredPattern` type: a sparsity pattern with its coloring and decompression plan."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from typing import Literal
+
+import numpy as np
+
+from ._display import braille, side_by_side
+from ._pattern import SparsityPattern
+from .coloring import (
+    AbstractColoringResult,
+    AcyclicColoringResult,
+    BicoloringResult,
+    ColumnColoringResult,
+    RowColoringResult,
+    StarColoringResult,
+)
+
+Mode = Literal["fwd", "rev", "bidirectional", "star", "acyclic"]
+
+_MODES: dict[type, str] = {
+    ColumnColoringResult: "fwd",
+    RowColoringResult: "rev",
+    BicoloringResult: "bidirectional",
+    StarColoringResult: "star",
+    AcyclicColoringResult: "acyclic",
+}
+
+
+class DenseColoringWarning(UserWarning):
+    """The coloring needs as many products as dense differentiation would.
+
+    Raised (as a warning, once per built object) when a Jacobian coloring has at
+    least `min(m, n)` colors, or a Hessian coloring at least `n`: the sparse
+    derivative then costs as many JVPs, VJPs or HVPs as `jax.jacfwd`,
+    `jax.jacrev` or `jax.hessian`, plus the decompression. It is still correct.
+    Silence it with `warnings.simplefilter("ignore", asdex.DenseColoringWarning)`.
+    """
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+class ColoredPattern:
+    """A sparsity pattern together with a coloring of it.
+
+    The coloring says which Jacobian-vector products (JVPs), vector-Jacobian
+    products (VJPs) or Hessian-vector products (HVPs) to compute, and how to read
+    every nonzero back from their results. It is what [`asdex.jacobian_coloring`][]
+    and [`asdex.hessian_coloring`][] return, and what
+    [`asdex.jacobian_from_coloring`][] and [`asdex.hessian_from_coloring`][] take.
+
+    Like [`asdex.SparsityPattern`][], a `ColoredPattern` is immutable and hashable,
+    so it can be a static field of an `equinox.Module` or a static argument of
+    `jax.jit`.
+
+    The `mode` says how the matrix is compressed:
+
+    - `"fwd"`: a partial distance-2 coloring of the Jacobian's columns; one JVP per
+      color, `B = J @ S` with `S` of shape `(n, c)`.
+    - `"rev"`: a partial distance-2 coloring of the rows; one VJP per color,
+      `B = Sᵀ @ J` with `S` of shape `(m, c)`.
+    - `"bidirectional"`: a star bicoloring; some JVPs on the columns plus some VJPs
+      on the rows. Cheap for patterns with both dense rows and dense columns.
+    - `"star"`: a star coloring of a symmetric Hessian pattern; one HVP per color,
+      every nonzero read directly from `B = H @ S`.
+    - `"acyclic"`: an acyclic coloring of a symmetric Hessian pattern; one HVP per
+      color, the nonzeros solved from `B = H @ S` by substitution. It needs fewer
+      colors than star coloring (2 instead of 3 on a tridiagonal Hessian).
+
+    **Arguments:**
+
+    - `result`: a coloring result from [`asdex.coloring`][], for example
+      `asdex.coloring.color_columns(pattern)`.
+
+    !!! Example
+
+        ```python
+        def f(x):
+            return (x[1:] - x[:-1]) ** 2
+
+        asdex.jacobian_coloring(f, input_shape=50)
+        # ColoredPattern(49×50, nnz=98, sparsity=96.0%, JVP, 2 colors)
+        #   2 JVPs (instead of 49 VJPs or 50 JVPs)
+        # ⎡⠙⢦⡀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⠀⎤ ⎡⣿⎤
+        # ...
+        ```
+    """
+
+    __slots__ = ("_result", "_mode", "_hash")
+
+    def __init__(self, result: AbstractColoringResult):
+        mode = _MODES.get(type(result))
+        if mode is None:
+            raise TypeError(
+                "`ColoredPattern(result=...)` must be a coloring result from "
+                "`asdex.coloring` (for example `asdex.coloring.color_columns("
+                f"pattern)`), not {type(result).__name__}."
+            )
+        self._result = result
+        self._mode = mode
+        self._hash = None
+
+    # ---------------------------------------------------------------- properties
+
+    @property
+    def result(self) -> AbstractColoringResult:
+        """The coloring result: colors, seeds and the decompression plan."""
+        return self._result
+
+    @property
+    def pattern(self) -> SparsityPattern:
+        """The colored [`asdex.SparsityPattern`][]."""
+        return self._result.pattern
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The pattern's shape `(m, n)`."""
+        return self._result.pattern.shape
+
+    @property
+    def mode(self) -> Mode:
+        """`"fwd"`, `"rev"`, `"bidirectional"`, `"star"` or `"acyclic"`."""
+        return self._mode  # pyright: ignore[reportReturnType]
+
+    @property
+    def num_colors(self) -> int:
+        """The number of products (JVPs + VJPs, or HVPs) one evaluation costs."""
+        return int(self._result.num_colors)
+
+    @property
+    def num_jvps(self) -> int:
+        """The number of JVPs one evaluation costs (0 in reverse and Hessian modes)."""
+        if self._mode == "fwd":
+            return self.num_colors
+        if self._mode == "bidirectional":
+            return int(self._result.num_fwd_colors)  # pyright: ignore
+        return 0
+
+    @property
+    def num_vjps(self) -> int:
+        """The number of VJPs one evaluation costs (0 in forward and Hessian modes)."""
+        if self._mode == "rev":
+            return self.num_colors
+        if self._mode == "bidirectional":
+            return int(self._result.num_rev_colors)  # pyright: ignore
+        return 0
+
+    @property
+    def num_hvps(self) -> int:
+        """The number of HVPs one evaluation costs (0 for Jacobians)."""
+        return self.num_colors if self._mode in ("star", "acyclic") else 0
+
+    @property
+    def colors(self) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """The color of every column (`"fwd"`, `"star"`, `"acyclic"`) or row (`"rev"`).
+
+        For `"bidirectional"`, the pair `(col_colors, row_colors)`; a negative
+        color means "in no seed".
+        """
+        r = self._result
+        if isinstance(r, BicoloringResult):
+            return np.asarray(r.col_colors), np.asarray(r.row_colors)
+        return np.asarray(r.colors)  # pyright: ignore[reportAttributeAccessIssue]
+
+    @property
+    def is_dense(self) -> bool:
+        """Whether the coloring costs as many products as dense differentiation."""
+        m, n = self.shape
+        if self._mode in ("star", "acyclic"):
+            return n > 0 and self.num_colors >= n
+        return min(m, n) > 0 and self.num_colors >= min(m, n)
+
+    def compressed_patterns(self) -> tuple[SparsityPattern, ...]:
+        """The patterns of the compressed matrices: what the products fill in.
+
+        One pattern, of shape `(m, c)` (`"fwd"`), `(c, n)` (`"rev"`) or `(n, c)`
+        (Hessians), or two, `(m, c_fwd)` and `(c_rev, n)`, for `"bidirectional"`.
+        """
+        p = self.pattern
+        rows, cols = p.rows.astype(np.int64), p.cols.astype(np.int64)
+        m, n = p.shape
+        c = self.num_colors
+        if self._mode in ("fwd", "star", "acyclic"):
+            colors = np.asarray(self.colors)
+            return (SparsityPattern(rows, colors[cols], (m, c)),)
+        if self._mode == "rev":
+            colors = np.asarray(self.colors)
+            return (SparsityPattern(colors[rows], cols, (c, n)),)
+        col_colors, row_colors = self.colors  # pyright: ignore[reportGeneralTypeIssues]
+        col_colors = np.asarray(col_colors, dtype=np.int64)
+        row_colors = np.asarray(row_colors, dtype=np.int64)
+        fwd = col_colors[cols] >= 0
+        rev = row_colors[rows] >= 0
+        return (
+            SparsityPattern(rows[fwd], col_colors[cols[fwd]], (m, self.num_jvps)),
+            SparsityPattern(row_colors[rows[rev]], cols[rev], (self.num_vjps, n)),
+        )
+
+    # ---------------------------------------------------------------- display
+
+    def _summary(self) -> tuple[str, str]:
+        m, n = self.shape
+        c = self.num_colors
+        kind = {
+            "fwd": "JVP",
+            "rev": "VJP",
+            "bidirectional": "JVP+VJP",
+            "star": "HVP, star",
+            "acyclic": "HVP, acyclic",
+        }[self._mode]
+        header = (
+            f"ColoredPattern({self.pattern._header()}, {kind}, {_plural(c, 'color')})"
+        )
+        if self._mode in ("star", "acyclic"):
+            cost = _plural(c, "HVP")
+            dense = _plural(n, "HVP")
+        else:
+            if self._mode == "fwd":
+                cost = _plural(c, "JVP")
+            elif self._mode == "rev":
+                cost = _plural(c, "VJP")
+            else:
+                cost = (
+                    f"{_plural(self.num_jvps, 'JVP')} + {_plural(self.num_vjps, 'VJP')}"
+                )
+            dense = f"{_plural(m, 'VJP')} or {_plural(n, 'JVP')}"
+        return header, f"  {cost} (instead of {dense})"
+
+    def __repr__(self) -> str:
+        header, cost = self._summary()
+        p = self.pattern
+        picture = braille(p.rows, p.cols, p.shape)
+        compressed = [
+            braille(q.rows, q.cols, q.shape) for q in self.compressed_patterns()
+        ]
+        picture = side_by_side(picture, compressed[0])
+        if len(compressed) == 2:
+            picture = side_by_side(picture, compressed[1], arrow="+")
+        return f"{header}\n{cost}\n{picture}"
+
+    __str__ = __repr__
+
+    # ---------------------------------------------------------------- identity
+
+    def _digest(self) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        h.update(self._mode.encode())
+        h.update(self.pattern._digest().encode())
+        colors = self.colors
+        for c in colors if isinstance(colors, tuple) else (colors,):
+            h.update(np.ascontiguousarray(c, dtype=np.int64).tobytes())
+        return h.hexdigest()
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(self._digest())
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, ColoredPattern):
+            return NotImplemented
+        if self is other:
+            return True
+        if self._mode != other._mode or self.pattern != other.pattern:
+            return False
+        a, b = self.colors, other.colors
+        a = a if isinstance(a, tuple) else (a,)
+        b = b if isinstance(b, tuple) else (b,)
+        return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+    def __getstate__(self):
+        return {"result": self._result}
+
+    def __setstate__(self, state):
+        ColoredPattern.__init__(self, state["result"])
+
+
+def warn_if_dense(coloring: ColoredPattern, caller: str, stacklevel: int = 3) -> None:
+    """Warn with [`asdex.DenseColoringWarning`][] when the coloring saves nothing."""
+    if not coloring.is_dense:
+        return
+    m, n = coloring.shape
+    if coloring.mode in ("star", "acyclic"):
+        dense = f"`jax.hessian` ({_plural(n, 'HVP')})"
+    else:
+        dense = (
+            f"`jax.jacrev` ({_plural(m, 'VJP')}) or `jax.jacfwd` ({_plural(n, 'JVP')})"
+        )
+    warnings.warn(
+        f"`{caller}`: the coloring needs {_plural(coloring.num_colors, 'product')}, no fewer "
+        f"than dense {dense}; the pattern is too dense for sparse differentiation to "
+        "pay off. The result is still correct.",
+        DenseColoringWarning,
+        stacklevel=stacklevel,
+    )

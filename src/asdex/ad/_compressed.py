@@ -1,0 +1,313 @@
+"""Compressed AD: the products over the seeds, and decompression to the nonzeros.
+
+With `c` colors the seed matrix `S` has one column per color, `S[j, k] = 1` when
+column `j` has color `k`. The compressed matrix is one product per color:
+
+- JVPs (forward, `"fwd"`): `B = J @ S`, one `jax.linearize` and a `jax.vmap` of
+  its linear map over the seeds;
+- VJPs (reverse, `"rev"`): `B = Sᵀ @ J`, one `jax.vjp` and a `jax.vmap` of its
+  pullback;
+- both (`"bidirectional"`): the JVPs, and the VJPs of the same linearization
+  through `jax.linear_transpose`, so that `f` is still evaluated once;
+- HVPs (`"star"`, `"acyclic"`): `B = H @ S` by forward-over-reverse,
+  `jax.linearize` of `jax.value_and_grad`.
+
+`chunk_size=k` evaluates `k` products at a time with `jax.lax.map(...,
+batch_size=k)`, to bound the memory of the batched linear map. Without it, up to
+four products are unrolled on CPU (XLA's CPU code for batched shifts and pads is
+slow; see `_products`), and batched with `jax.vmap` otherwise.
+
+The products are laid out color-major: `(c, m)` for JVPs and `(c, n)` for VJPs and
+HVPs, as `jax.vmap` stacks them, so no transpose is needed. Decompression is then
+one gather `flat[index]` from the concatenated products (plus the substitution
+sweep of an acyclic coloring), with `index` precomputed in numpy from the
+coloring's own plan, which is written for the `(m, c)` / `(n, c)` layout.
+
+Where every nonzero has a slot of its own in the products (column, row and
+bidirectional colorings), the BCOO and dense outputs skip the gather: the
+products are the BCOO's data as they are, in color-major order, with padding
+entries for the slots that hold no nonzero (see `_formats.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+from jaxtyping import Array
+
+from .._colored import ColoredPattern
+from ._layout import Layout
+
+
+def _index_array(values: np.ndarray, bound: int) -> jax.Array:
+    # Unsigned indices spare the gather `jnp` indexing's wrap-around of negative
+    # indices (one select over the whole index array).
+    if bound < 2**32:
+        return jnp.asarray(np.ascontiguousarray(values, dtype=np.uint32))
+    return jnp.asarray(np.ascontiguousarray(values, dtype=np.int64))
+
+
+def _colors_array(colors) -> jax.Array | None:
+    return None if colors is None else jnp.asarray(np.asarray(colors, dtype=np.int32))
+
+
+def _to_color_major(flat_index: np.ndarray, rows: int, colors: int) -> np.ndarray:
+    """Map flat indices into an `(rows, colors)` array to the `(colors, rows)` one."""
+    flat_index = flat_index.astype(np.int64)
+    c = max(colors, 1)
+    return (flat_index % c) * rows + flat_index // c
+
+
+class DecompressionPlan(NamedTuple):
+    """The numpy side of a decompression, computed once when a derivative is built.
+
+    - `index`: `(nnz,)`, for each nonzero in the pattern's order, its slot: where
+      it lies in `concatenate([B_fwd.ravel(), B_rev.ravel()])` (color-major
+      products), or after them among the unknowns of the substitution `plan`.
+    - `num_slots`: the length of that concatenation, `m * c_fwd + c_rev * n`.
+    - `direct`: whether every nonzero is a slot of its own (no substitution, no
+      slot shared by two nonzeros). Then a slot holds one nonzero or a structural
+      zero, and the products can be scattered into place without a gather.
+    """
+
+    kind: str
+    shape: tuple[int, int]
+    num_fwd: int
+    num_rev: int
+    index: np.ndarray
+    num_slots: int
+    direct: bool
+    col_colors: np.ndarray | None
+    row_colors: np.ndarray | None
+    plan: eqx.Module | None
+
+    @classmethod
+    def of(cls, coloring: ColoredPattern) -> DecompressionPlan:
+        result = coloring.result
+        pattern = coloring.pattern
+        m, n = pattern.shape
+        kind = coloring.mode
+        rows = pattern.rows.astype(np.int64)
+        cols = pattern.cols.astype(np.int64)
+        plan = col_colors = row_colors = None
+        num_fwd, num_rev = coloring.num_jvps, coloring.num_vjps
+        if kind == "fwd":
+            col_colors = np.asarray(result.colors, dtype=np.int64)  # pyright: ignore
+            index = col_colors[cols] * m + rows
+        elif kind == "rev":
+            row_colors = np.asarray(result.colors, dtype=np.int64)  # pyright: ignore
+            index = row_colors[rows] * n + cols
+        elif kind == "bidirectional":
+            col_colors = np.asarray(result.col_colors)  # pyright: ignore
+            row_colors = np.asarray(result.row_colors)  # pyright: ignore
+            index = np.asarray(result.compressed_index, dtype=np.int64)
+            fwd = index < m * num_fwd
+            index = np.where(fwd, _to_color_major(index, m, num_fwd), index)
+        else:
+            num_fwd = c = coloring.num_colors
+            col_colors = np.asarray(result.colors)  # pyright: ignore
+            index = np.asarray(result.compressed_index, dtype=np.int64)
+            index = np.where(index < n * c, _to_color_major(index, n, c), index)
+            if kind == "acyclic":
+                plan = result.plan  # pyright: ignore[reportAttributeAccessIssue]
+                rhs = _to_color_major(np.asarray(plan.rhs_index), n, c)
+                plan = eqx.tree_at(lambda p: p.rhs_index, plan, rhs)
+        num_slots = m * num_fwd + num_rev * n if kind != "acyclic" else n * num_fwd
+        direct = plan is None and (
+            index.size == 0 or bool(np.bincount(index, minlength=num_slots).max() <= 1)
+        )
+        return cls(
+            kind,
+            (m, n),
+            num_fwd,
+            num_rev,
+            index,
+            num_slots,
+            direct,
+            col_colors,
+            row_colors,
+            plan,
+        )
+
+
+class Decompression(eqx.Module):
+    """The seeds and the decompression of one coloring, as device arrays.
+
+    - `kind`, `shape`, `num_fwd`, `num_rev`, `num_slots`: as in the plan (static).
+    - `col_colors` / `row_colors`: colors of the columns (JVP and HVP seeds) and of
+      the rows (VJP seeds); negative means "in no seed".
+    - `index`: the slot of each nonzero (see `DecompressionPlan`).
+    - `plan`: the substitution plan of an acyclic coloring, else `None`.
+    - `true`: the constant `True` as an array (see `_decompress_unfused`).
+    """
+
+    kind: str = eqx.field(static=True)
+    shape: tuple[int, int] = eqx.field(static=True)
+    num_fwd: int = eqx.field(static=True)
+    num_rev: int = eqx.field(static=True)
+    num_slots: int = eqx.field(static=True)
+    index: Array
+    col_colors: Array | None
+    row_colors: Array | None
+    plan: eqx.Module | None
+    true: Array
+
+    def __init__(self, plan: DecompressionPlan):
+        self.kind = plan.kind
+        self.shape = plan.shape
+        self.num_fwd = plan.num_fwd
+        self.num_rev = plan.num_rev
+        self.num_slots = plan.num_slots
+        bound = max(plan.num_slots, int(plan.index.max(initial=0)) + 1)
+        self.index = _index_array(plan.index, bound)
+        self.col_colors = _colors_array(plan.col_colors)
+        self.row_colors = _colors_array(plan.row_colors)
+        self.plan = None if plan.plan is None else jtu.tree_map(jnp.asarray, plan.plan)
+        self.true = jnp.asarray(True)
+
+    def concatenate(self, B_fwd: Array | None, B_rev: Array | None) -> Array:
+        """The `(num_slots,)` vector of all products, color-major."""
+        parts = [B.reshape(-1) for B in (B_fwd, B_rev) if B is not None]
+        if not parts:
+            return jnp.zeros(0)
+        return parts[0] if len(parts) == 1 else jnp.concatenate(parts)
+
+    def decompress(self, flat: Array) -> Array:
+        """The nonzeros in the pattern's order, from the concatenated products."""
+        if self.index.size == 0:
+            return jnp.zeros(0, flat.dtype)
+        return jax.lax.platform_dependent(
+            flat, self, default=_decompress, cpu=_decompress_unfused
+        )
+
+
+def _decompress(flat: Array, dec: Decompression) -> Array:
+    if dec.plan is not None:
+        unknowns = dec.plan.solve(flat)  # pyright: ignore[reportAttributeAccessIssue]
+        flat = jnp.concatenate([flat, unknowns])
+    return flat.at[dec.index].get(mode="promise_in_bounds")
+
+
+def _decompress_unfused(flat: Array, dec: Decompression) -> Array:
+    # On CPU, XLA fuses the products into the gather that reads them, and then
+    # recomputes them element by element at the gathered positions in a scalar
+    # loop: 2-3x slower than computing them and gathering. `optimization_barrier`
+    # does not survive XLA's CPU pipeline, but a conditional on a value it cannot
+    # see (`dec.true`, an argument) keeps the two apart.
+    return jax.lax.cond(
+        dec.true,
+        _decompress,
+        lambda flat, dec: jnp.zeros(dec.index.shape, flat.dtype),
+        flat,
+        dec,
+    )
+
+
+# Up to this many products are unrolled on CPU rather than batched.
+_UNROLL = 4
+
+
+def _products(fn: Callable, count: int, chunk_size: int | None) -> Array:
+    """`stack([fn(k) for k in range(count)])`, vectorised, `chunk_size` at a time."""
+    ks = jnp.arange(count, dtype=jnp.int32)
+    if chunk_size is not None and chunk_size < count:
+        return jax.lax.map(fn, ks, batch_size=chunk_size)
+
+    def batched():
+        return jax.vmap(fn)(ks)
+
+    def unrolled():
+        return jnp.stack([fn(k) for k in range(count)])
+
+    if count > _UNROLL:
+        return batched()
+    # XLA's CPU code for batched slices, pads and concatenations (the transposes of
+    # shifted stencils) runs 5-10x slower than the same ops unbatched: a
+    # forward-over-reverse Rosenbrock HVP over 2 seeds takes 6.6 ms batched and
+    # 1.0 ms unrolled at n = 10⁶. A few colors are unrolled on CPU; more would
+    # lengthen compilation too much. GPUs run the batched products well.
+    return jax.lax.platform_dependent(cpu=unrolled, default=batched)
+
+
+def _seed(colors: Array, k, dtype) -> Array:
+    return (colors == k).astype(dtype)
+
+
+def jacobian_products(
+    g: Callable,
+    primals: list,
+    layout: Layout,
+    dec: Decompression,
+    chunk_size: int | None,
+):
+    """`(flat, out, aux)`: the concatenated products and `g`'s outputs at `primals`.
+
+    `g(*primals)` returns `(out, aux)`; it is evaluated once.
+    """
+    dtype = layout.jacobian_dtype()
+    if dec.num_fwd + dec.num_rev == 0:
+        out, aux = g(*primals)
+        return jnp.zeros(0, dtype), out, aux
+    B_fwd = B_rev = None
+    if dec.kind in ("fwd", "bidirectional"):
+        out, jvp, aux = jax.linearize(g, *primals, has_aux=True)
+        if dec.num_fwd:
+            assert dec.col_colors is not None
+
+            def column(k):
+                tangents = layout.unravel_inputs(_seed(dec.col_colors, k, dtype))
+                return layout.ravel_outputs(jvp(*tangents), dtype)
+
+            B_fwd = _products(column, dec.num_fwd, chunk_size)
+        if dec.num_rev:
+            vjp = jax.linear_transpose(jvp, *primals)
+    else:
+        out, vjp, aux = jax.vjp(g, *primals, has_aux=True)
+    if dec.num_rev:
+        assert dec.row_colors is not None
+
+        def row(k):
+            cotangent = layout.unravel_outputs(_seed(dec.row_colors, k, dtype))
+            return layout.ravel_inputs(vjp(cotangent), dtype)  # pyright: ignore
+
+        B_rev = _products(row, dec.num_rev, chunk_size)
+    return dec.concatenate(B_fwd, B_rev), out, aux
+
+
+def hessian_products(
+    g: Callable,
+    primals: list,
+    layout: Layout,
+    dec: Decompression,
+    chunk_size: int | None,
+):
+    """`(flat, value, aux)`: the concatenated HVPs and `g`'s outputs at `primals`.
+
+    `g(*primals)` returns `(scalar, aux)`. One forward-over-reverse linearization;
+    `g` is evaluated once.
+    """
+    dtype = layout.hessian_dtype()
+    if dec.num_fwd == 0:
+        value, aux = g(*primals)
+        return jnp.zeros(0, dtype), value, aux
+    argnums = tuple(range(len(primals)))
+
+    def gradient(*p):
+        (value, aux), grads = jax.value_and_grad(g, argnums=argnums, has_aux=True)(*p)
+        return grads, (value, aux)
+
+    _, hvp, (value, aux) = jax.linearize(gradient, *primals, has_aux=True)
+    assert dec.col_colors is not None
+
+    def column(k):
+        tangents = layout.unravel_inputs(_seed(dec.col_colors, k, dtype))
+        return layout.ravel_inputs(hvp(*tangents), dtype)
+
+    B = _products(column, dec.num_fwd, chunk_size)
+    return dec.concatenate(B, None), value, aux

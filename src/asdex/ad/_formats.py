@@ -1,0 +1,344 @@
+"""Output formats: from the compressed products to what the user gets.
+
+Each format has two halves. `assemble` runs inside the compiled program: it
+decompresses the products (or, where each nonzero has a slot of its own, uses them
+as they are) with index arrays passed in as arguments. `finish` runs after it, in
+Python, and wraps the result: a `BCOO` around its precomputed indices, or a scipy
+matrix on the host.
+
+`"bcoo"` and `"dense"` follow `jax.jacobian`'s nesting: for outputs with
+structure `Out` and differentiated inputs with structure `In` the result has
+structure `Out` whose every leaf is an `In`-structured tree of blocks, the block
+of output leaf `o` and input leaf `i` having shape `o.shape + i.shape`. Hessians
+nest `In` in `In` like `jax.hessian`. The scipy formats are two-dimensional
+`(m, n)` matrices in the flat layout of [`asdex.SparsityPattern`][].
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+import scipy.sparse as sp
+from jax.experimental import sparse as jsparse
+from jaxtyping import Array
+
+from .._pattern import SparsityPattern
+from ._compressed import Decompression, DecompressionPlan
+
+OUTPUT_FORMATS = ("bcoo", "dense", "scipy_csr", "scipy_csc", "scipy_coo")
+
+
+def check_output_format(output_format, caller: str) -> str:
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(
+            f"`{caller}(output_format={output_format!r})` must be one of "
+            f"{', '.join(repr(f) for f in OUTPUT_FORMATS)}."
+        )
+    return output_format
+
+
+@dataclasses.dataclass(frozen=True)
+class Nesting:
+    """Which rows and columns of the flat `(m, n)` matrix form which block.
+
+    A plain (hashable) dataclass rather than a module: it is static, and read on
+    every call.
+    """
+
+    out_tree: jtu.PyTreeDef
+    out_shapes: tuple[tuple[int, ...], ...]
+    in_tree: jtu.PyTreeDef
+    in_shapes: tuple[tuple[int, ...], ...]
+
+    @property
+    def out_offsets(self) -> np.ndarray:
+        return _offsets(self.out_shapes)
+
+    @property
+    def in_offsets(self) -> np.ndarray:
+        return _offsets(self.in_shapes)
+
+    @property
+    def single(self) -> bool:
+        return len(self.out_shapes) == 1 and len(self.in_shapes) == 1
+
+    def nest(self, blocks: list):
+        """Blocks listed output-leaf-major, nested like `jax.jacobian`'s result."""
+        if self.single and self.out_tree.num_nodes == 1 and self.in_tree.num_nodes == 1:
+            return blocks[0]
+        k = len(self.in_shapes)
+        rows = [
+            jtu.tree_unflatten(self.in_tree, blocks[o * k : (o + 1) * k])
+            for o in range(len(self.out_shapes))
+        ]
+        return jtu.tree_unflatten(self.out_tree, rows)
+
+
+def _offsets(shapes) -> np.ndarray:
+    sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+    return np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+
+
+class AbstractOutputFormat(eqx.Module):
+    """How the products become the user's result."""
+
+    @abc.abstractmethod
+    def assemble(self, flat: Array, dec: Decompression):
+        """Inside the compiled program: arrays from the concatenated products."""
+
+    @abc.abstractmethod
+    def finish(self, assembled):
+        """After it: the result from what `assemble` returned."""
+
+
+# A compressed BCOO may hold this many padding entries per nonzero at most; beyond,
+# the nonzeros are gathered instead.
+_MAX_PADDING = 0.5
+
+
+class BCOOFormat(AbstractOutputFormat):
+    """`jax.experimental.sparse.BCOO` blocks, nested like `jax.jacobian`.
+
+    With one block and a direct decompression (see `DecompressionPlan`) the BCOO
+    is the products themselves: data `where(occupied, flat, 0)` in color-major
+    order, whose slots without a nonzero get an out-of-bounds index, which BCOO
+    treats as padding (as `BCOO.fromdense(..., nse=...)` does). No gather is
+    needed. Otherwise the nonzeros are gathered in the pattern's order and split
+    into blocks.
+    """
+
+    nesting: Nesting = eqx.field(static=True)
+    compressed: bool = eqx.field(static=True)
+    occupied: Array | None
+    selections: tuple[Array | None, ...]
+    indices: tuple[Array, ...]
+
+    def __init__(
+        self, pattern: SparsityPattern, nesting: Nesting, plan: DecompressionPlan
+    ):
+        self.nesting = nesting
+        padding = plan.num_slots - pattern.nnz
+        self.compressed = bool(
+            nesting.single and plan.direct and padding <= _MAX_PADDING * pattern.nnz
+        )
+        if self.compressed:
+            slot_rows, slot_cols, occupied = _slots(pattern, plan)
+            self.occupied = jnp.asarray(occupied)
+            self.selections = (None,)
+            self.indices = (
+                _multi_index(
+                    slot_rows, slot_cols, nesting.out_shapes[0], nesting.in_shapes[0]
+                ),
+            )
+            return
+        self.occupied = None
+        if nesting.single:
+            self.selections = (None,)
+            self.indices = (
+                _multi_index(
+                    pattern.rows,
+                    pattern.cols,
+                    nesting.out_shapes[0],
+                    nesting.in_shapes[0],
+                ),
+            )
+            return
+        selections, indices = [], []
+        for sel, r, c, oshape, ishape in _blocks(pattern, nesting):
+            selections.append(jnp.asarray(sel))
+            indices.append(_multi_index(r, c, oshape, ishape))
+        self.selections = tuple(selections)
+        self.indices = tuple(indices)
+
+    def assemble(self, flat, dec):
+        if self.compressed:
+            assert self.occupied is not None
+            return [jnp.where(self.occupied, flat, 0).astype(flat.dtype)]
+        values = dec.decompress(flat)
+        return [values if s is None else values[s] for s in self.selections]
+
+    def finish(self, assembled):
+        shapes = [
+            o + i for o in self.nesting.out_shapes for i in self.nesting.in_shapes
+        ]
+        # `tree_unflatten` skips the validation of `BCOO.__init__`, a third of the
+        # cost of a small call; the shapes are right by construction.
+        blocks = [
+            jsparse.BCOO.tree_unflatten(
+                {
+                    "shape": shape,
+                    "indices_sorted": not self.compressed,
+                    "unique_indices": True,
+                },
+                (data, idx),
+            )
+            for data, idx, shape in zip(assembled, self.indices, shapes, strict=True)
+        ]
+        return self.nesting.nest(blocks)
+
+
+class DenseFormat(AbstractOutputFormat):
+    """Dense arrays, nested like `jax.jacobian`.
+
+    With a direct decompression the products are scattered into place (slots
+    without a nonzero are dropped); otherwise the nonzeros are gathered first.
+    """
+
+    nesting: Nesting = eqx.field(static=True)
+    compressed: bool = eqx.field(static=True)
+    rows: Array
+    cols: Array
+
+    def __init__(
+        self, pattern: SparsityPattern, nesting: Nesting, plan: DecompressionPlan
+    ):
+        self.nesting = nesting
+        self.compressed = bool(plan.direct)
+        if plan.direct:
+            rows, cols, _ = _slots(pattern, plan)
+        else:
+            rows, cols = pattern.rows, pattern.cols
+        self.rows = jnp.asarray(
+            rows.astype(np.int32 if rows.size < 2**31 else np.int64)
+        )
+        self.cols = jnp.asarray(
+            cols.astype(np.int32 if cols.size < 2**31 else np.int64)
+        )
+
+    def assemble(self, flat, dec):
+        m = int(self.nesting.out_offsets[-1])
+        n = int(self.nesting.in_offsets[-1])
+        values = flat if self.compressed else dec.decompress(flat)
+        dense = jnp.zeros((m, n), values.dtype)
+        if values.size:
+            dense = dense.at[self.rows, self.cols].set(
+                values,
+                mode="drop",
+                indices_are_sorted=not self.compressed,
+                unique_indices=True,
+            )
+        ro, co = self.nesting.out_offsets, self.nesting.in_offsets
+        blocks = []
+        for o, oshape in enumerate(self.nesting.out_shapes):
+            for i, ishape in enumerate(self.nesting.in_shapes):
+                block = dense
+                if not self.nesting.single:
+                    block = dense[ro[o] : ro[o + 1], co[i] : co[i + 1]]
+                blocks.append(block.reshape(oshape + ishape))
+        return blocks
+
+    def finish(self, assembled):
+        return self.nesting.nest(assembled)
+
+
+class ScipyFormat(AbstractOutputFormat):
+    """A two-dimensional scipy sparse array on the host (`csr`, `csc` or `coo`)."""
+
+    pattern: SparsityPattern = eqx.field(static=True)
+    kind: str = eqx.field(static=True)
+
+    def assemble(self, flat, dec):
+        return dec.decompress(flat)
+
+    def finish(self, assembled):
+        if isinstance(assembled, jax.core.Tracer):
+            raise TypeError(
+                f"`output_format='scipy_{self.kind}'` builds a scipy matrix on the "
+                "host, so the sparse derivative cannot be called under `jax.jit`, "
+                "`jax.vmap`, `jax.grad` or other JAX transformations. Use "
+                "`output_format='bcoo'` (or 'dense') inside transformations, and "
+                "convert outside them."
+            )
+        data = np.asarray(assembled)
+        p = self.pattern
+        if self.kind == "coo":
+            return sp.coo_array((data, (p.rows, p.cols)), shape=p.shape)
+        csr = sp.csr_array((data, p.cols, p.indptr), shape=p.shape)
+        csr.has_sorted_indices = True
+        return csr if self.kind == "csr" else csr.tocsc()
+
+
+def make_format(
+    output_format: str,
+    pattern: SparsityPattern,
+    nesting: Nesting,
+    plan: DecompressionPlan,
+) -> AbstractOutputFormat:
+    if output_format == "bcoo":
+        return BCOOFormat(pattern, nesting, plan)
+    if output_format == "dense":
+        return DenseFormat(pattern, nesting, plan)
+    return ScipyFormat(pattern, output_format.removeprefix("scipy_"))
+
+
+def _slots(pattern: SparsityPattern, plan: DecompressionPlan):
+    """The row and column of the nonzero in each slot of a direct decompression;
+    `(m, n)` (out of bounds) and `occupied=False` for slots without one."""
+    m, n = pattern.shape
+    slot_rows = np.full(plan.num_slots, m, dtype=np.int64)
+    slot_cols = np.full(plan.num_slots, n, dtype=np.int64)
+    occupied = np.zeros(plan.num_slots, dtype=bool)
+    slot_rows[plan.index] = pattern.rows
+    slot_cols[plan.index] = pattern.cols
+    occupied[plan.index] = True
+    return slot_rows, slot_cols, occupied
+
+
+def _multi_index(rows, cols, out_shape, in_shape) -> Array:
+    """`(nnz, len(out_shape) + len(in_shape))` BCOO indices of flat entries.
+
+    Entries with an out-of-range row or column (padding) get the index `shape`,
+    which BCOO ignores.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    dims = tuple(out_shape) + tuple(in_shape)
+    dtype = np.int32 if max(dims, default=0) < 2**31 else np.int64
+    if not dims:
+        return jnp.zeros((rows.size, 0), dtype)
+    m = int(np.prod(out_shape, dtype=np.int64))
+    n = int(np.prod(in_shape, dtype=np.int64))
+    padding = (rows >= m) | (cols >= n)
+    parts = []
+    if out_shape:
+        parts += np.unravel_index(np.where(padding, 0, rows), out_shape)
+    if in_shape:
+        parts += np.unravel_index(np.where(padding, 0, cols), in_shape)
+    index = np.stack(parts, axis=1)
+    if padding.any():
+        index[padding] = np.asarray(dims)
+    return jnp.asarray(index.astype(dtype))
+
+
+def _blocks(pattern: SparsityPattern, nesting: Nesting):
+    """For each block, output-leaf-major: the entries in it (in the pattern's order)
+    and their local row and column."""
+    rows = pattern.rows.astype(np.int64)
+    cols = pattern.cols.astype(np.int64)
+    ro, co = nesting.out_offsets, nesting.in_offsets
+    out_leaf = np.searchsorted(ro, rows, side="right") - 1
+    in_leaf = np.searchsorted(co, cols, side="right") - 1
+    k = len(nesting.in_shapes)
+    key = out_leaf * k + in_leaf
+    # A stable sort keeps each block's entries in row-major order, so that its
+    # BCOO indices are sorted.
+    order = np.argsort(key, kind="stable")
+    bounds = np.searchsorted(key[order], np.arange(len(nesting.out_shapes) * k + 1))
+    index_dtype = np.int32 if rows.size < 2**31 else np.int64
+    for o, oshape in enumerate(nesting.out_shapes):
+        for i, ishape in enumerate(nesting.in_shapes):
+            b = o * k + i
+            sel = order[bounds[b] : bounds[b + 1]]
+            yield (
+                sel.astype(index_dtype),
+                rows[sel] - ro[o],
+                cols[sel] - co[i],
+                oshape,
+                ishape,
+            )

@@ -1,0 +1,120 @@
+"""`SparseHessian`: the callable returned by `asdex.hessian`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.tree_util as jtu
+
+from .._colored import ColoredPattern
+from ._compressed import Decompression, DecompressionPlan, hessian_products
+from ._formats import AbstractOutputFormat, Nesting, check_output_format, make_format
+from ._layout import Layout
+from ._sparse_derivative import AbstractSparseDerivative
+from ._sparse_jacobian import check_chunk_size
+
+
+class SparseHessian(AbstractSparseDerivative):
+    """The sparse Hessian of a scalar function, as a callable `equinox.Module`.
+
+    Returned by [`asdex.hessian`][], [`asdex.value_and_hessian`][],
+    [`asdex.hessian_from_coloring`][] and [`asdex.hessian_from_pattern`][]. Call it
+    with arguments of the same structure, shapes and dtypes as the samples:
+
+    - `hess_fn(*args, **kwargs)` returns the Hessian (`(H, aux)` with `has_aux`),
+    - a `value_and_hessian` one returns `(f(*args), H)` (`((f, aux), H)`).
+
+    One call evaluates `f` and its gradient once, plus one Hessian-vector product
+    (forward-over-reverse) per color. It works under `jax.jit`,
+    `equinox.filter_jit`, `jax.vmap` and `jax.grad` (output formats `"bcoo"` and
+    `"dense"`). Its `repr` is the coloring's picture.
+
+    !!! Example
+
+        ```python
+        hess_fn = asdex.hessian(f, x)
+        H = hess_fn(x)                                  # BCOO, shape x.shape * 2
+        value, H = asdex.value_and_hessian(f, x)(x)
+        ```
+    """
+
+    fn_dynamic: Callable
+    fn_static: Callable = eqx.field(static=True)
+    coloring: ColoredPattern = eqx.field(static=True)
+    output_format: str = eqx.field(static=True)
+    chunk_size: int | None = eqx.field(static=True)
+    with_value: bool = eqx.field(static=True)
+    layout: Layout = eqx.field(static=True)
+    decompression: Decompression
+    format: AbstractOutputFormat
+
+    def __init__(
+        self,
+        fn: Callable,
+        coloring: ColoredPattern,
+        layout: Layout,
+        *,
+        output_format: str = "bcoo",
+        chunk_size: int | None = None,
+        with_value: bool = False,
+    ):
+        caller = layout.caller
+        if coloring.mode not in ("star", "acyclic"):
+            raise ValueError(
+                f"`{caller}(coloring=...)` has mode {coloring.mode!r}, a Jacobian "
+                "coloring; a Hessian needs mode 'star' or 'acyclic' (from "
+                "`asdex.hessian_coloring`)."
+            )
+        check_scalar_output(layout, caller)
+        if coloring.shape != (layout.n, layout.n):
+            raise ValueError(
+                f"`{caller}`: the coloring is of a {coloring.shape[0]}×"
+                f"{coloring.shape[1]} pattern, but `f` at these sample arguments "
+                f"has {layout.n} differentiated inputs, so an {layout.n}×{layout.n} "
+                "Hessian."
+            )
+        self.fn_dynamic, self.fn_static = eqx.partition(fn, eqx.is_array)
+        self.coloring = coloring
+        self.output_format = check_output_format(output_format, caller)
+        self.chunk_size = check_chunk_size(chunk_size, caller)
+        self.with_value = with_value
+        self.layout = layout
+        plan = DecompressionPlan.of(coloring)
+        self.decompression = Decompression(plan)
+        nesting = Nesting(
+            layout.in_tree, layout.in_shapes, layout.in_tree, layout.in_shapes
+        )
+        self.format = make_format(output_format, coloring.pattern, nesting, plan)
+
+    def products(self, g, primals):
+        out_tree = self.layout.out_tree
+
+        def scalar(*p):
+            out, aux = g(*p)
+            return jtu.tree_leaves(out)[0], aux
+
+        flat, value, aux = hessian_products(
+            scalar, primals, self.layout, self.decompression, self.chunk_size
+        )
+        return flat, jtu.tree_unflatten(out_tree, [value]), aux
+
+
+def check_scalar_output(layout: Layout, caller: str) -> None:
+    """`f` must return one real scalar, as for `jax.hessian`."""
+    avals = layout.out_avals
+    if (
+        len(avals) != 1
+        or avals[0].shape != ()
+        or not jnp.issubdtype(avals[0].dtype, jnp.floating)
+    ):
+        got = ", ".join(f"{a.dtype}{list(a.shape)}" for a in avals) or "nothing"
+        hint = ""
+        if not layout.has_aux and len(avals) == 2 and avals[0].shape == ():
+            hint = " If `f` returns `(value, aux)`, pass `has_aux=True`."
+        raise TypeError(
+            f"`{caller}(f, ...)`: `f` must return one real scalar (a Hessian is "
+            f"the derivative of a scalar function), but it returns {got}. For a "
+            f"vector-valued function use `asdex.jacobian`.{hint}"
+        )

@@ -1,0 +1,113 @@
+"""`SparseJacobian`: the callable returned by `asdex.jacobian`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import equinox as eqx
+
+from .._colored import ColoredPattern
+from ._compressed import Decompression, DecompressionPlan, jacobian_products
+from ._formats import AbstractOutputFormat, Nesting, check_output_format, make_format
+from ._layout import Layout
+from ._sparse_derivative import AbstractSparseDerivative
+
+
+class SparseJacobian(AbstractSparseDerivative):
+    """The sparse Jacobian of a function, as a callable `equinox.Module`.
+
+    Returned by [`asdex.jacobian`][], [`asdex.value_and_jacobian`][],
+    [`asdex.jacobian_from_coloring`][] and [`asdex.jacobian_from_pattern`][].
+    Call it with arguments of the same structure, shapes and dtypes as the samples:
+
+    - `jac_fn(*args, **kwargs)` returns the Jacobian (`(J, aux)` with `has_aux`),
+    - a `value_and_jacobian` one returns `(f(*args), J)` (`((f, aux), J)`).
+
+    One call evaluates `f` once, plus one JVP or VJP per color. It works under
+    `jax.jit`, `equinox.filter_jit`, `jax.vmap` and `jax.grad` (output formats
+    `"bcoo"` and `"dense"`). Its `repr` is the coloring's picture.
+
+    With `output_format="bcoo"` and a single input and output array, the column,
+    row and bidirectional modes return the compressed products themselves as the
+    BCOO's data, with no gather: the entries come in color-major order
+    (`indices_sorted=False`), and slots of the products that hold no nonzero are
+    padding entries (value 0, out-of-bounds index), which every BCOO operation
+    ignores. `J.sum_duplicates()` removes them; [`nonzeros`][asdex.SparseJacobian.nonzeros]
+    gives the values in the pattern's order.
+
+    !!! Example
+
+        ```python
+        jac_fn = asdex.jacobian(f, x)
+        J = jac_fn(x)                                   # BCOO
+        Js = jax.vmap(jac_fn)(xs)                       # batched BCOO
+        y, J = asdex.value_and_jacobian(f, x)(x)
+        ```
+    """
+
+    fn_dynamic: Callable
+    fn_static: Callable = eqx.field(static=True)
+    coloring: ColoredPattern = eqx.field(static=True)
+    output_format: str = eqx.field(static=True)
+    chunk_size: int | None = eqx.field(static=True)
+    with_value: bool = eqx.field(static=True)
+    layout: Layout = eqx.field(static=True)
+    decompression: Decompression
+    format: AbstractOutputFormat
+
+    def __init__(
+        self,
+        fn: Callable,
+        coloring: ColoredPattern,
+        layout: Layout,
+        *,
+        output_format: str = "bcoo",
+        chunk_size: int | None = None,
+        with_value: bool = False,
+    ):
+        caller = layout.caller
+        if coloring.mode not in ("fwd", "rev", "bidirectional"):
+            raise ValueError(
+                f"`{caller}(coloring=...)` has mode {coloring.mode!r}, a Hessian "
+                "coloring; a Jacobian needs mode 'fwd', 'rev' or 'bidirectional' "
+                "(from `asdex.jacobian_coloring`)."
+            )
+        if coloring.shape != (layout.m, layout.n):
+            raise ValueError(
+                f"`{caller}`: the coloring is of a {coloring.shape[0]}×"
+                f"{coloring.shape[1]} pattern, but `f` at these sample arguments "
+                f"has a {layout.m}×{layout.n} Jacobian ({layout.m} outputs, "
+                f"{layout.n} differentiated inputs)."
+            )
+        self.fn_dynamic, self.fn_static = eqx.partition(fn, eqx.is_array)
+        self.coloring = coloring
+        self.output_format = check_output_format(output_format, caller)
+        self.chunk_size = check_chunk_size(chunk_size, caller)
+        self.with_value = with_value
+        self.layout = layout
+        plan = DecompressionPlan.of(coloring)
+        self.decompression = Decompression(plan)
+        nesting = Nesting(
+            layout.out_tree, layout.out_shapes, layout.in_tree, layout.in_shapes
+        )
+        self.format = make_format(output_format, coloring.pattern, nesting, plan)
+
+    def products(self, g, primals):
+        return jacobian_products(
+            g, primals, self.layout, self.decompression, self.chunk_size
+        )
+
+
+def check_chunk_size(chunk_size, caller: str) -> int | None:
+    if chunk_size is None:
+        return None
+    if (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, int)
+        or chunk_size < 1
+    ):
+        raise ValueError(
+            f"`{caller}(chunk_size={chunk_size!r})` must be a positive integer (the "
+            "number of products evaluated at once), or None for all at once."
+        )
+    return int(chunk_size)
