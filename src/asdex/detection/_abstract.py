@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 from ._deps import Deps
@@ -51,6 +52,10 @@ class Abstract:
 
     @staticmethod
     def constant(value) -> Abstract:
+        if isinstance(value, jax.core.Tracer):
+            # A value closed over from an outer trace (detection inside `jit` or an
+            # Optimistix loop): its shape is known, its value and origin are not.
+            return Abstract(value.shape, value.dtype)
         dtype = getattr(value, "dtype", None)
         if dtype is not None and not isinstance(_as_dtype(dtype), np.dtype):
             # PRNG keys have no numpy form: a key is opaque, and has no derivative.
