@@ -13,9 +13,10 @@ column `j` has color `k`. The compressed matrix is one product per color:
   `jax.linearize` of `jax.value_and_grad`.
 
 `chunk_size=k` evaluates `k` products at a time with `jax.lax.map(...,
-batch_size=k)`, to bound the memory of the batched linear map. Without it, up to
-four products are unrolled on CPU (XLA's CPU code for batched shifts and pads is
-slow; see `_products`), and batched with `jax.vmap` otherwise.
+batch_size=k)`, to bound the memory of the batched linear map. Without it, all
+products are batched with `jax.vmap` on GPU; on CPU up to four are unrolled and
+more run one after the other in a `lax.map` (XLA's CPU code for batched shifts and
+pads is slow; see `_products`).
 
 The products are laid out color-major: `(c, m)` for JVPs and `(c, n)` for VJPs and
 HVPs, as `jax.vmap` stacks them, so no transpose is needed. Decompression is then
@@ -225,14 +226,17 @@ def _products(fn: Callable, count: int, chunk_size: int | None) -> Array:
     def unrolled():
         return jnp.stack([fn(k) for k in range(count)])
 
-    if count > _UNROLL:
-        return batched()
-    # XLA's CPU code for batched slices, pads and concatenations (the transposes of
-    # shifted stencils) runs 5-10x slower than the same ops unbatched: a
+    def sequential():
+        return jax.lax.map(fn, ks)
+
+    # XLA's CPU code for batched slices, pads and concatenations (shifted stencils
+    # and their transposes) runs 5-10x slower than the same ops unbatched: a
     # forward-over-reverse Rosenbrock HVP over 2 seeds takes 6.6 ms batched and
-    # 1.0 ms unrolled at n = 10⁶. A few colors are unrolled on CPU; more would
-    # lengthen compilation too much. GPUs run the batched products well.
-    return jax.lax.platform_dependent(cpu=unrolled, default=batched)
+    # 1.0 ms unrolled at n = 10⁶, and 12 JVPs of the 512² Brusselator take ~110 t_f
+    # batched against ~38 t_f one after the other. So on CPU a few products are
+    # unrolled and more run in a loop; GPUs run the batched products well.
+    cpu = unrolled if count <= _UNROLL else sequential
+    return jax.lax.platform_dependent(cpu=cpu, default=batched)
 
 
 def _seed(colors: Array, k, dtype) -> Array:
