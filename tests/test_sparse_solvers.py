@@ -404,12 +404,17 @@ def test_auto_selection(rng):
         lx.MatrixLinearOperator(jnp.asarray(dense)), jnp.asarray(b), auto
     ).value
     np.testing.assert_allclose(x, reference(dense, b), atol=1e-10)
-    # A large matrix-free operator is not densified.
+    # A large matrix-free operator with a dense pattern is not densified.
     big = lx.FunctionLinearOperator(
-        lambda v: 2 * v, jax.ShapeDtypeStruct((5000,), jnp.float64)
+        lambda v: 2 * v + jnp.sum(v), jax.ShapeDtypeStruct((3000,), jnp.float64)
     )
     with pytest.raises(ValueError, match="max_dense_size"):
         auto.init(big, {})
+    # A large matrix-free operator with a sparse pattern is sparsified instead.
+    diagonal = lx.FunctionLinearOperator(
+        lambda v: 2 * v, jax.ShapeDtypeStruct((5000,), jnp.float64)
+    )
+    assert isinstance(auto.select_solver(diagonal), SparseLU)
     small = lx.FunctionLinearOperator(
         lambda v: 2 * v, jax.ShapeDtypeStruct((5,), jnp.float64)
     )

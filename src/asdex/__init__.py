@@ -1,6 +1,6 @@
 """asdex: automatic sparse differentiation in JAX."""
 
-from . import coloring as coloring, lineax as lineax
+from . import coloring as coloring, lineax as lineax, optimistix as optimistix
 from ._api import (
     hessian as hessian,
     hessian_coloring as hessian_coloring,
@@ -17,6 +17,7 @@ from ._colored import (
     ColoredPattern as ColoredPattern,
     DenseColoringWarning as DenseColoringWarning,
 )
+from ._function import SparseFunction as SparseFunction
 from ._pattern import SparsityPattern as SparsityPattern
 from ._version import __version__ as __version__
 from .ad import (
@@ -33,4 +34,8 @@ from .detection import (
     hessian_sparsity as hessian_sparsity,
     jacobian_sparsity as jacobian_sparsity,
 )
-from .lineax import SparseLinearSolver as SparseLinearSolver
+from .lineax import (
+    SparseHessianOperator as SparseHessianOperator,
+    SparseJacobianOperator as SparseJacobianOperator,
+    SparseLinearSolver as SparseLinearSolver,
+)

@@ -1,12 +1,22 @@
 """Lineax operators and sparse linear solvers.
 
 - [`asdex.lineax.SparseMatrixOperator`][]: a sparse matrix as a Lineax operator.
-- [`asdex.lineax.sparsify`][]: see through Lineax's wrappers to one sparse matrix.
+- [`asdex.SparseJacobianOperator`][asdex.lineax.SparseJacobianOperator], [`asdex.SparseHessianOperator`][asdex.lineax.SparseHessianOperator]: sparse
+  derivatives of a function as Lineax operators.
+- [`asdex.lineax.sparsify`][]: see through Lineax's wrappers to one sparse matrix;
+  matrix-free operators are detected, colored and compressed
+  ([`asdex.lineax.sparsify_linear_map`][]).
 - Solvers: [`asdex.lineax.SparseLU`][], [`asdex.lineax.SparseCholesky`][],
   [`asdex.lineax.SparseNormalEquations`][], [`asdex.lineax.SparseKrylov`][] and
   the automatic [`asdex.SparseLinearSolver`][].
 """
 
+from ._jacobian_operator import (
+    Compression as Compression,
+    SparseHessianOperator as SparseHessianOperator,
+    SparseJacobianOperator as SparseJacobianOperator,
+    compression as compression,
+)
 from ._operator import (
     PatternIndices as PatternIndices,
     SparseMatrixOperator as SparseMatrixOperator,
@@ -21,4 +31,5 @@ from ._solver import (
     jacobi_preconditioner as jacobi_preconditioner,
 )
 from ._sparsify import damped_operator as damped_operator, sparsify as sparsify
+from ._sparsify_matrix_free import sparsify_linear_map as sparsify_linear_map
 from ._superlu import set_factor_cache_size as set_factor_cache_size

@@ -58,9 +58,11 @@ def sparsify(operator: lx.AbstractLinearOperator) -> SparseMatrixOperator:
     `TridiagonalLinearOperator`. The tags of the result are what Lineax concludes
     about the input (for example, `H + λI` is positive semidefinite when `H` is).
 
-    Dense operators (`MatrixLinearOperator`, `PyTreeLinearOperator`) and
-    matrix-free ones (`FunctionLinearOperator`, `JacobianLinearOperator`) have no
-    sparse form here and raise `NotImplementedError`. Register more types with
+    Matrix-free operators (`FunctionLinearOperator`, `JacobianLinearOperator`, so
+    everything Optimistix builds) are sparsified by detecting the pattern of their
+    `mv` and compressing it (see [`asdex.lineax.sparsify_linear_map`][]); a dense
+    pattern raises `NotImplementedError`, as do dense operators
+    (`MatrixLinearOperator`, `PyTreeLinearOperator`). Register more types with
     `@asdex.lineax.sparsify.register(MyOperator)`.
 
     **Arguments:**

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import equinox as eqx
 import lineax as lx
 from jaxtyping import Array, PyTree
 
@@ -13,9 +14,14 @@ from .cholesky import SparseCholesky
 from .lu import SparseLU
 from .normal import SparseNormalEquations
 
-# The state records the choice as a string (static under `eqx.partition`), as
-# `lineax.AutoLinearSolver` does with its tokens; the solver is rebuilt from it.
+# The state records the choice, and the solver is rebuilt from it. The choice is a
+# static field of a module, not a bare string: Optimistix's `Chord` keeps the state
+# in its loop and applies `lax.stop_gradient` to it, which rejects strings.
 _CHOICES = ("cholesky", "lu", "normal", "dense")
+
+
+class _Choice(eqx.Module):
+    name: str = eqx.field(static=True)
 
 
 class SparseLinearSolver(lx.AbstractLinearSolver):
@@ -34,7 +40,9 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
     - a rectangular operator by [`asdex.lineax.SparseNormalEquations`][] (least
       squares when tall, minimum norm when wide).
 
-    An operator with no sparse form is handed to
+    Matrix-free operators, which is what Optimistix passes, are sparsified by
+    detecting the pattern of their `mv` once per trace. An operator with no sparse
+    form (a dense pattern, or a dense matrix) is handed to
     `lineax.AutoLinearSolver(well_posed=well_posed)` when that is cheap: when it
     is already a dense matrix (`lineax.MatrixLinearOperator`,
     `lineax.PyTreeLinearOperator`) or it is at most `max_dense_size` wide and
@@ -107,22 +115,22 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
             # Already rewritten (with the tags Lineax infers for the wrappers): do
             # not let the chosen solver rewrite it again.
             operator = converted
-        return choice, self._solver(choice).init(operator, options)
+        return _Choice(choice), self._solver(choice).init(operator, options)
 
     def compute(
         self, state, vector: PyTree[Array], options: dict[str, Any]
     ) -> tuple[PyTree[Array], lx.RESULTS, dict[str, Any]]:
         choice, inner = state
-        return self._solver(choice).compute(inner, vector, options)
+        return self._solver(choice.name).compute(inner, vector, options)
 
     def transpose(self, state, options: dict[str, Any]):
         choice, inner = state
-        inner, options = self._solver(choice).transpose(inner, options)
+        inner, options = self._solver(choice.name).transpose(inner, options)
         return (choice, inner), options
 
     def conj(self, state, options: dict[str, Any]):
         choice, inner = state
-        inner, options = self._solver(choice).conj(inner, options)
+        inner, options = self._solver(choice.name).conj(inner, options)
         return (choice, inner), options
 
     def assume_full_rank(self) -> bool:

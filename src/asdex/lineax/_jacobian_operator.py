@@ -1,0 +1,607 @@
+"""`SparseJacobianOperator` and `SparseHessianOperator`: sparse derivatives as Lineax operators.
+
+Both are computed once, when the operator is built, by compressed automatic
+differentiation: one linearisation of the function and one product per color
+(`B = J S` by JVPs, `B = Sᵀ J` by VJPs, `B = H S` by forward-over-reverse HVPs),
+then one gather that reads every nonzero out of `B`. The operator then stores only
+the nonzeros, as a [`asdex.lineax.SparseMatrixOperator`][], to which every Lineax
+query and every product is delegated.
+
+The index arrays of a coloring (the seeds' colors, the decompression gather, the
+pattern's rows and columns) are computed in numpy once per coloring and kept as
+concrete device arrays in a small table keyed by the coloring, see
+[`asdex.lineax.compression`][].
+"""
+
+# jaxtyping's shape strings (" nnz", "m n") are not Python expressions.
+# ruff: noqa: F722
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+from jaxtyping import Array, Inexact, PyTree, Scalar
+
+from .._colored import ColoredPattern
+from ..ad._compressed import Decompression, DecompressionPlan, _products, _seed
+from ._operator import PatternIndices, SparseMatrixOperator, pattern_indices
+from ._pattern_data import pattern_data
+from ._sparsify import sparsify
+from ._structure import (
+    FlatStructure,
+    flatten_structure,
+    ravel,
+    structure_dtype,
+    structure_size,
+    unravel,
+)
+
+_JACOBIAN_MODES = ("fwd", "rev", "bidirectional")
+_HESSIAN_MODES = ("star", "acyclic")
+_SYMMETRIC_TAGS = frozenset(
+    [lx.symmetric_tag, lx.positive_semidefinite_tag, lx.negative_semidefinite_tag]
+)
+
+
+# ---------------------------------------------------------------- compression
+
+
+class Compression(eqx.Module):
+    """The device arrays that compressed differentiation with one coloring needs.
+
+    An `equinox.Module` whose leaves are index arrays: store it in a module, or pass
+    it to a jitted function as an argument, and the arrays enter the compiled
+    program as arguments rather than as constants. Build it with
+    [`asdex.lineax.compression`][].
+
+    **Fields:**
+
+    - `coloring`: the [`asdex.ColoredPattern`][] (static).
+    - `decompression`: the seeds' colors and the gather that reads the nonzeros
+      out of the compressed products.
+    - `indices`: the pattern's [`asdex.lineax.PatternIndices`][].
+    """
+
+    coloring: ColoredPattern = eqx.field(static=True)
+    decompression: Decompression
+    indices: PatternIndices
+
+    @property
+    def pattern(self):
+        return self.coloring.pattern
+
+
+_MAX_COMPRESSIONS = 16
+_table: OrderedDict[ColoredPattern, Compression] = OrderedDict()
+_lock = threading.Lock()
+
+
+def compression(coloring: ColoredPattern) -> Compression:
+    """The [`asdex.lineax.Compression`][] of `coloring`, computed once and cached.
+
+    The arrays are concrete (also when this is called inside `jax.jit`), and the
+    most recent colorings' arrays are kept, so repeated calls with one coloring
+    upload nothing.
+
+    **Arguments:**
+
+    - `coloring`: an [`asdex.ColoredPattern`][] from [`asdex.jacobian_coloring`][]
+        or [`asdex.hessian_coloring`][].
+
+    **Returns:**
+
+    A [`asdex.lineax.Compression`][].
+    """
+    if not isinstance(coloring, ColoredPattern):
+        raise TypeError(
+            "`asdex.lineax.compression(coloring=...)` must be an "
+            f"`asdex.ColoredPattern`, got {type(coloring).__name__}. Build one with "
+            "`asdex.jacobian_coloring` or `asdex.hessian_coloring`."
+        )
+    with _lock:
+        hit = _table.get(coloring)
+        if hit is not None:
+            _table.move_to_end(coloring)
+            return hit
+    # Intern the pattern, so that every operator of this coloring shares one
+    # pattern object (identity comparisons in `jit` caches and loop carries).
+    pattern_data(coloring.pattern)
+    with jax.ensure_compile_time_eval():
+        decompression = Decompression(DecompressionPlan.of(coloring))
+    out = Compression(coloring, decompression, pattern_indices(coloring.pattern))
+    with _lock:
+        _table[coloring] = out
+        while len(_table) > _MAX_COMPRESSIONS:
+            _table.popitem(last=False)
+    return out
+
+
+def _structure_of(tree) -> FlatStructure:
+    return flatten_structure(jax.eval_shape(lambda: tree))
+
+
+def _compressed_products(
+    linear: Callable,
+    colors: Array,
+    count: int,
+    flat_in: FlatStructure,
+    flat_out: FlatStructure,
+    dtype,
+    chunk_size: int | None,
+) -> Array:
+    """`[ravel(linear(unravel(s_k))) for each seed s_k]`, shape `(count, size_out)`."""
+
+    def product(k):
+        seed = unravel(_seed(colors, k, dtype), flat_in)
+        return ravel(linear(seed), flat_out, dtype)
+
+    return _products(product, count, chunk_size)
+
+
+def _no_aux(fn: Callable, args: Any, has_aux: bool) -> Callable:
+    if has_aux:
+        return lambda y: fn(y, args)
+    return lambda y: (fn(y, args), None)
+
+
+def compressed_jacobian(
+    fn: Callable,
+    y: PyTree[Array],
+    args: PyTree,
+    compression: Compression,
+    *,
+    has_aux: bool = False,
+    chunk_size: int | None = None,
+):
+    """`(out, aux, values)`: `fn(y, args)` and its Jacobian's nonzeros at `y`.
+
+    `fn` is evaluated once: its value comes out of the same `jax.linearize` (or
+    `jax.vjp`) as the compressed products.
+    """
+    dec = compression.decompression
+    g = _no_aux(fn, args, has_aux)
+    flat_in = _structure_of(y)
+    if dec.kind in ("fwd", "bidirectional"):
+        out, jvp, aux = jax.linearize(g, y, has_aux=True)
+        vjp = jax.linear_transpose(jvp, y) if dec.num_rev else None
+    else:
+        out, vjp, aux = jax.vjp(g, y, has_aux=True)
+        jvp = None
+    flat_out = _structure_of(out)
+    dtype = structure_dtype(flat_out)
+    B_fwd = B_rev = None
+    if dec.num_fwd:
+        assert jvp is not None and dec.col_colors is not None
+        B_fwd = _compressed_products(
+            jvp, dec.col_colors, dec.num_fwd, flat_in, flat_out, dtype, chunk_size
+        )
+    if dec.num_rev:
+        assert vjp is not None and dec.row_colors is not None
+
+        def pullback(cotangent):
+            (tangent,) = vjp(cotangent)
+            return tangent
+
+        B_rev = _compressed_products(
+            pullback, dec.row_colors, dec.num_rev, flat_out, flat_in, dtype, chunk_size
+        )
+    if B_fwd is None and B_rev is None:
+        values = jnp.zeros(0, dtype)
+    else:
+        values = dec.decompress(dec.concatenate(B_fwd, B_rev)).astype(dtype)
+    return out, aux, values
+
+
+def compressed_hessian(
+    fn: Callable,
+    y: PyTree[Array],
+    args: PyTree,
+    compression: Compression,
+    *,
+    has_aux: bool = False,
+    chunk_size: int | None = None,
+):
+    """`(value, grad, aux, values)`: the scalar `fn(y, args)`, its gradient, and its
+    Hessian's nonzeros at `y`, by one forward-over-reverse linearisation."""
+    dec = compression.decompression
+    g = _no_aux(fn, args, has_aux)
+
+    def gradient(y):
+        (value, aux), grad = jax.value_and_grad(g, has_aux=True)(y)
+        return grad, (value, aux)
+
+    grad, hvp, (value, aux) = jax.linearize(gradient, y, has_aux=True)
+    flat_in = _structure_of(y)
+    dtype = structure_dtype(flat_in)
+    if dec.num_fwd == 0:
+        values = jnp.zeros(0, dtype)
+    else:
+        assert dec.col_colors is not None
+        B = _compressed_products(
+            hvp, dec.col_colors, dec.num_fwd, flat_in, flat_in, dtype, chunk_size
+        )
+        values = dec.decompress(dec.concatenate(B, None)).astype(dtype)
+    return value, grad, aux, values
+
+
+# Called outside `jit` (in eager code, notebooks, tests), the operators compute
+# their values through these: compiled once per function, instead of dispatching
+# every operation of the linearisation one by one. Inside `jit` they are inlined.
+_jacobian_values = eqx.filter_jit(compressed_jacobian)
+_hessian_values = eqx.filter_jit(compressed_hessian)
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _tags(tags: object | Iterable[object]) -> frozenset[object]:
+    try:
+        return frozenset(tags)  # pyright: ignore[reportArgumentType]
+    except TypeError:
+        return frozenset([tags])
+
+
+def check_coloring(
+    coloring: Any, modes: tuple[str, ...], shape: tuple[int, int], caller: str
+) -> ColoredPattern:
+    if not isinstance(coloring, ColoredPattern):
+        raise TypeError(
+            f"`{caller}(coloring=...)` must be an `asdex.ColoredPattern` or None, got "
+            f"{type(coloring).__name__}."
+        )
+    if coloring.mode not in modes:
+        fix = (
+            "`asdex.jacobian_coloring(fn, y, args)`"
+            if modes == _JACOBIAN_MODES
+            else "`asdex.hessian_coloring(fn, y, args)`"
+        )
+        raise ValueError(
+            f"`{caller}(coloring=...)` has mode {coloring.mode!r}, but this operator "
+            f"needs one of {', '.join(repr(m) for m in modes)}: build it with {fix}."
+        )
+    if coloring.shape != shape:
+        raise ValueError(
+            f"`{caller}(coloring=...)` is of a {coloring.shape[0]}×"
+            f"{coloring.shape[1]} pattern, but `fn` at `y` has a {shape[0]}×"
+            f"{shape[1]} derivative. Was the coloring detected for other shapes?"
+        )
+    return coloring
+
+
+def _check_symmetric_tags(tags, coloring: ColoredPattern, caller: str) -> None:
+    if (
+        tags & _SYMMETRIC_TAGS
+        and not pattern_data(coloring.pattern).is_symmetric_pattern
+    ):
+        raise ValueError(
+            f"`{caller}(tags=...)` declares a symmetric (or semidefinite) operator, "
+            "but the Jacobian's pattern is not symmetric. Use "
+            "`asdex.SparseHessianOperator` for Hessians, or color the symmetrised "
+            "pattern: `asdex.ColoredPattern(asdex.coloring.color_jacobian(pattern | "
+            "pattern.T))`, and pass it as `coloring=`."
+        )
+
+
+def _from_fields(cls, **fields):
+    # Build an operator around already computed values (for the solvers and
+    # `asdex.SparseFunction`), skipping the differentiation in `__init__`.
+    self = object.__new__(cls)
+    for name, value in fields.items():
+        object.__setattr__(self, name, value)
+    return self
+
+
+# ---------------------------------------------------------------- operators
+
+
+class SparseJacobianOperator(lx.AbstractLinearOperator):
+    """The Jacobian of `fn` at `y`, as a sparse Lineax linear operator.
+
+    This is the sparse counterpart of `lineax.JacobianLinearOperator(fn, y, args)`.
+    The nonzeros are computed once, when the operator is built, by compressed
+    automatic differentiation: one `jax.linearize` of `fn` and one JVP (or VJP) per
+    color of the coloring, then one gather. The operator stores only these values
+    (in a [`asdex.lineax.SparseMatrixOperator`][], its `matrix`): `mv` and
+    `transpose().mv` are sparse products, and only
+    [`as_matrix`][asdex.lineax.SparseJacobianOperator.as_matrix] forms the dense `m × n`
+    matrix.
+
+    `y` and the output of `fn` may be PyTrees (an `equinox.Module` of parameters, a
+    tuple of arrays, ...). Columns follow the leaves of `y` and rows the leaves of
+    the output, each in `jax.tree_util` order and row-major: Lineax's own layout.
+
+    The operator works under `jax.jit`, `jax.vmap` and `jax.grad` (including through
+    `lineax.linear_solve`, where the derivative flows through the values into `y`
+    and `args`). The coloring is a static field with a cached hash, so operators
+    can be carried through Optimistix loops without retracing. All thirteen Lineax
+    queries are answered from the sparse matrix (pattern-provable structure, such as
+    a diagonal or triangular pattern, answers `True`).
+
+    !!! Example
+
+        ```python
+        def residual(y, args):
+            return y[1:] - y[:-1] ** 2 - args
+
+        coloring = asdex.jacobian_coloring(residual, y, args)   # once
+        J = asdex.SparseJacobianOperator(residual, y, args, coloring)
+        step = lx.linear_solve(J, b, asdex.SparseLinearSolver()).value
+        ```
+    """
+
+    matrix: SparseMatrixOperator
+    coloring: ColoredPattern = eqx.field(static=True)
+
+    def __init__(
+        self,
+        fn: Callable[[PyTree[Array], PyTree[Any]], PyTree[Array]],
+        y: PyTree[Inexact[Array, " _b"]],
+        args: PyTree[Any] = None,
+        coloring: ColoredPattern | None = None,
+        tags: object | Iterable[object] = (),
+        *,
+        chunk_size: int | None = None,
+    ):
+        """**Arguments:**
+
+        - `fn`: a function `(y, args) -> out`, PyTrees of arrays in and out.
+        - `y`: the point at which the Jacobian `d(fn)/dy` is evaluated.
+        - `args`: other arguments of `fn`, not differentiated.
+        - `coloring`: an [`asdex.ColoredPattern`][] of `fn`'s Jacobian with respect
+            to `y`, from `asdex.jacobian_coloring(fn, y, args)`, to reuse. `None`
+            detects and colors the pattern now (at trace time, under `jit`).
+        - `tags`: Lineax tags (`lineax.symmetric_tag`, ...) declaring properties
+            of the Jacobian; they are trusted, not checked. Symmetric tags need a
+            symmetric pattern.
+        - `chunk_size`: evaluate at most this many JVPs (or VJPs) at once, to
+            bound memory; `None` evaluates all at once.
+        """
+        caller = "asdex.SparseJacobianOperator"
+        if not callable(fn):
+            raise TypeError(
+                f"`{caller}(fn=...)` must be a function `(y, args) -> out`, got "
+                f"{type(fn).__name__}."
+            )
+        tags = _tags(tags)
+        if coloring is None:
+            from .._api import jacobian_coloring
+
+            coloring = jacobian_coloring(fn, y, args, mode=None)
+        n = structure_size(_structure_of(y))
+        out_struct = eqx.filter_eval_shape(fn, y, args)
+        m = structure_size(flatten_structure(out_struct))
+        coloring = check_coloring(coloring, _JACOBIAN_MODES, (m, n), caller)
+        _check_symmetric_tags(tags, coloring, caller)
+        comp = compression(coloring)
+        out, _, values = _jacobian_values(fn, y, args, comp, chunk_size=chunk_size)
+        self.matrix = SparseMatrixOperator(
+            values,
+            coloring.pattern,
+            jax.eval_shape(lambda: y),
+            jax.eval_shape(lambda: out),
+            tags,
+            indices=comp.indices,
+        )
+        self.coloring = coloring
+
+    @classmethod
+    def _from_values(
+        cls,
+        values: Array,
+        comp: Compression,
+        in_structure,
+        out_structure,
+        tags: frozenset[object] = frozenset(),
+    ) -> SparseJacobianOperator:
+        matrix = SparseMatrixOperator(
+            values,
+            comp.coloring.pattern,
+            in_structure,
+            out_structure,
+            tags,
+            indices=comp.indices,
+        )
+        return _from_fields(cls, matrix=matrix, coloring=comp.coloring)
+
+    @property
+    def values(self) -> Inexact[Array, " nnz"]:
+        """The nonzeros, in the pattern's row-major order."""
+        return self.matrix.values
+
+    @property
+    def pattern(self):
+        """The [`asdex.SparsityPattern`][] of the Jacobian."""
+        return self.matrix.pattern
+
+    def mv(
+        self, vector: PyTree[Inexact[Array, " _b"]]
+    ) -> PyTree[Inexact[Array, " _b"]]:
+        return self.matrix.mv(vector)
+
+    def as_matrix(self) -> Inexact[Array, "m n"]:
+        """The dense `(m, n)` matrix. This is the only method that densifies."""
+        return self.matrix.as_matrix()
+
+    def transpose(self) -> lx.AbstractLinearOperator:
+        if lx.is_symmetric(self.matrix):
+            return self
+        return self.matrix.transpose()
+
+    def in_structure(self) -> PyTree[jax.ShapeDtypeStruct]:
+        return self.matrix.in_structure()
+
+    def out_structure(self) -> PyTree[jax.ShapeDtypeStruct]:
+        return self.matrix.out_structure()
+
+
+class SparseHessianOperator(lx.AbstractLinearOperator):
+    """The Hessian of a scalar `fn` at `y`, as a sparse symmetric Lineax operator.
+
+    The nonzeros are computed once, when the operator is built, by one
+    forward-over-reverse linearisation of `fn` and one Hessian-vector product per
+    color of a symmetric (star or acyclic) coloring. The operator stores only these
+    values; it is always tagged symmetric, and may be tagged positive (or negative)
+    semidefinite, which lets [`asdex.SparseLinearSolver`][] factorise it by
+    [`asdex.lineax.SparseCholesky`][].
+
+    `y` may be a PyTree; the operator's input and output structures are both `y`'s.
+    See [`asdex.SparseJacobianOperator`][asdex.lineax.SparseJacobianOperator] for the transformations it supports.
+
+    !!! Example
+
+        ```python
+        def energy(u, args):
+            return jnp.sum((u[1:] - u[:-1]) ** 2) + jnp.sum(jnp.exp(u))
+
+        H = asdex.SparseHessianOperator(
+            energy, u, tags=lx.positive_semidefinite_tag
+        )
+        step = lx.linear_solve(H, g, asdex.SparseLinearSolver()).value
+        ```
+    """
+
+    matrix: SparseMatrixOperator
+    coloring: ColoredPattern = eqx.field(static=True)
+
+    def __init__(
+        self,
+        fn: Callable[[PyTree[Array], PyTree[Any]], Scalar],
+        y: PyTree[Inexact[Array, " _b"]],
+        args: PyTree[Any] = None,
+        coloring: ColoredPattern | None = None,
+        tags: object | Iterable[object] = (),
+        *,
+        chunk_size: int | None = None,
+    ):
+        """**Arguments:**
+
+        - `fn`: a scalar function `(y, args) -> value`.
+        - `y`: the point at which the Hessian is evaluated; a PyTree of arrays.
+        - `args`: other arguments of `fn`, not differentiated.
+        - `coloring`: an [`asdex.ColoredPattern`][] of mode `"star"` or
+            `"acyclic"`, from `asdex.hessian_coloring(fn, y, args)`, to reuse.
+            `None` detects and colors the pattern now.
+        - `tags`: extra Lineax tags, such as `lineax.positive_semidefinite_tag`
+            for a convex `fn`. `lineax.symmetric_tag` is always added.
+        - `chunk_size`: evaluate at most this many HVPs at once.
+        """
+        caller = "asdex.SparseHessianOperator"
+        if not callable(fn):
+            raise TypeError(
+                f"`{caller}(fn=...)` must be a scalar function `(y, args) -> value`, "
+                f"got {type(fn).__name__}."
+            )
+        out_struct = eqx.filter_eval_shape(fn, y, args)
+        leaves = jax.tree.leaves(out_struct)
+        if (
+            len(leaves) != 1
+            or leaves[0].shape != ()
+            or not jnp.issubdtype(leaves[0].dtype, jnp.floating)
+        ):
+            raise TypeError(
+                f"`{caller}(fn=...)` must return one real scalar, got {out_struct}. "
+                "For a vector-valued function use `asdex.SparseJacobianOperator`."
+            )
+        if coloring is None:
+            from .._api import hessian_coloring
+
+            coloring = hessian_coloring(fn, y, args)
+        n = structure_size(_structure_of(y))
+        coloring = check_coloring(coloring, _HESSIAN_MODES, (n, n), caller)
+        comp = compression(coloring)
+        _, _, _, values = _hessian_values(fn, y, args, comp, chunk_size=chunk_size)
+        structure = jax.eval_shape(lambda: y)
+        self.matrix = SparseMatrixOperator(
+            values,
+            coloring.pattern,
+            structure,
+            structure,
+            _tags(tags) | {lx.symmetric_tag},
+            indices=comp.indices,
+        )
+        self.coloring = coloring
+
+    @classmethod
+    def _from_values(
+        cls,
+        values: Array,
+        comp: Compression,
+        structure,
+        tags: frozenset[object] = frozenset(),
+    ) -> SparseHessianOperator:
+        matrix = SparseMatrixOperator(
+            values,
+            comp.coloring.pattern,
+            structure,
+            structure,
+            tags | {lx.symmetric_tag},
+            indices=comp.indices,
+        )
+        return _from_fields(cls, matrix=matrix, coloring=comp.coloring)
+
+    @property
+    def values(self) -> Inexact[Array, " nnz"]:
+        """The nonzeros, in the pattern's row-major order."""
+        return self.matrix.values
+
+    @property
+    def pattern(self):
+        """The symmetric [`asdex.SparsityPattern`][] of the Hessian."""
+        return self.matrix.pattern
+
+    def mv(
+        self, vector: PyTree[Inexact[Array, " _b"]]
+    ) -> PyTree[Inexact[Array, " _b"]]:
+        return self.matrix.mv(vector)
+
+    def as_matrix(self) -> Inexact[Array, "n n"]:
+        """The dense `(n, n)` matrix. This is the only method that densifies."""
+        return self.matrix.as_matrix()
+
+    def transpose(self) -> SparseHessianOperator:
+        return self
+
+    def in_structure(self) -> PyTree[jax.ShapeDtypeStruct]:
+        return self.matrix.in_structure()
+
+    def out_structure(self) -> PyTree[jax.ShapeDtypeStruct]:
+        return self.matrix.out_structure()
+
+
+# ---------------------------------------------------------------- singledispatch
+
+# Both operators hold their values as a `SparseMatrixOperator`, and every Lineax
+# query is answered by that matrix: structural ones (diagonal, tridiagonal,
+# triangular) from its pattern, the others from its tags.
+_OPERATORS = (SparseJacobianOperator, SparseHessianOperator)
+
+for _cls in _OPERATORS:
+    sparsify.register(_cls)(lambda operator: operator.matrix)
+    lx.linearise.register(_cls)(lambda operator: operator)
+    lx.materialise.register(_cls)(lambda operator: operator)
+    lx.diagonal.register(_cls)(lambda operator: lx.diagonal(operator.matrix))
+    lx.tridiagonal.register(_cls)(lambda operator: lx.tridiagonal(operator.matrix))
+    for _query in (
+        lx.is_symmetric,
+        lx.is_diagonal,
+        lx.is_tridiagonal,
+        lx.has_unit_diagonal,
+        lx.is_lower_triangular,
+        lx.is_upper_triangular,
+        lx.is_positive_semidefinite,
+        lx.is_negative_semidefinite,
+    ):
+        _query.register(_cls)(lambda operator, _query=_query: _query(operator.matrix))
+    lx.conj.register(_cls)(
+        lambda operator: eqx.tree_at(
+            lambda op: op.matrix, operator, lx.conj(operator.matrix)
+        )
+    )
+del _cls, _query

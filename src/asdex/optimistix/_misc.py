@@ -1,0 +1,135 @@
+"""Helpers shared by the sparse Optimistix solvers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import lineax as lx
+from jaxtyping import Array, Bool, PyTree, Scalar
+
+from .._colored import ColoredPattern
+from ..coloring import color_hessian, color_jacobian
+from ..detection import hessian_sparsity, jacobian_sparsity
+from ..lineax._jacobian_operator import (
+    _HESSIAN_MODES,
+    _JACOBIAN_MODES,
+    Compression,
+    check_coloring,
+    compression,
+)
+from ..lineax._pattern_data import pattern_data
+from ..lineax._solver import SparseLinearSolver
+from ..lineax._structure import flatten_structure, structure_size
+
+# The default `linear_solver=` of the solvers (a module is immutable, so one
+# instance serves them all).
+DEFAULT_LINEAR_SOLVER = SparseLinearSolver()
+
+_SYMMETRIC_TAGS = frozenset(
+    [lx.symmetric_tag, lx.positive_semidefinite_tag, lx.negative_semidefinite_tag]
+)
+
+
+def cauchy_termination(
+    rtol: float,
+    atol: float,
+    norm: Callable[[PyTree], Scalar],
+    y: PyTree[Array],
+    y_diff: PyTree[Array],
+    f: PyTree[Array],
+    f_diff: PyTree[Array],
+) -> Bool[Array, ""]:
+    """Optimistix's test: small steps in both `y` and `f`, relative to `atol + rtol |·|`."""
+    y_scale = jtu.tree_map(lambda a: atol + rtol * jnp.abs(a), y)
+    f_scale = jtu.tree_map(lambda a: atol + rtol * jnp.abs(a), f)
+    y_small = norm(jtu.tree_map(lambda d, s: jnp.abs(d) / s, y_diff, y_scale)) < 1
+    f_small = norm(jtu.tree_map(lambda d, s: jnp.abs(d) / s, f_diff, f_scale)) < 1
+    return y_small & f_small
+
+
+def tree_zeros_like(tree: PyTree) -> PyTree:
+    return jtu.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), tree)
+
+
+def tree_where(pred: Bool[Array, ""], true: PyTree, false: PyTree) -> PyTree:
+    return jtu.tree_map(lambda a, b: jnp.where(pred, a, b), true, false)
+
+
+def as_compression(coloring: ColoredPattern | None, kind: str, caller: str):
+    """The solver's `Compression` of a user-given coloring (or None)."""
+    if coloring is None:
+        return None
+    modes = _JACOBIAN_MODES if kind == "jacobian" else _HESSIAN_MODES
+    if not isinstance(coloring, ColoredPattern) or coloring.mode not in modes:
+        fix = (
+            "`asdex.jacobian_coloring(fn, y0, args)`"
+            if kind == "jacobian"
+            else "`asdex.hessian_coloring(fn, y0, args)`"
+        )
+        got = (
+            f"mode {coloring.mode!r}"
+            if isinstance(coloring, ColoredPattern)
+            else type(coloring).__name__
+        )
+        raise ValueError(
+            f"`{caller}(coloring=...)` must be an `asdex.ColoredPattern` of the "
+            f"{kind} with mode in {modes}, got {got}. Build it with {fix}."
+        )
+    return compression(coloring)
+
+
+def _symmetric(tags: frozenset[object]) -> bool:
+    return bool(frozenset(tags) & _SYMMETRIC_TAGS)
+
+
+def jacobian_compression(
+    given: Compression | None,
+    fn: Callable,
+    y: PyTree[Array],
+    args: PyTree,
+    tags: frozenset[object],
+    caller: str,
+) -> Compression:
+    """The compression of `fn`'s Jacobian at `y`: the given one, checked, or a new one.
+
+    `fn(y, args)` returns `(out, aux)`, as Optimistix passes it to its solvers. A new
+    coloring is detected and colored now (once per trace); with symmetric tags the
+    symmetrised pattern is colored, so that the operator can carry the tags.
+    """
+    n = structure_size(flatten_structure(jax.eval_shape(lambda: y)))
+    out_struct = jax.eval_shape(lambda: fn(y, args)[0])
+    m = structure_size(flatten_structure(out_struct))
+    if given is None:
+        pattern = jacobian_sparsity(lambda y, args: fn(y, args)[0], y, args)
+        if _symmetric(tags):
+            pattern = pattern | pattern.T
+        coloring = ColoredPattern(color_jacobian(pattern))
+        return compression(coloring)
+    check_coloring(given.coloring, _JACOBIAN_MODES, (m, n), caller)
+    if _symmetric(tags) and not pattern_data(given.pattern).is_symmetric_pattern:
+        raise ValueError(
+            f"`{caller}`: the problem's `tags` declare a symmetric Jacobian, but the "
+            "pattern of `coloring=` is not symmetric. Color the symmetrised pattern, "
+            "`asdex.ColoredPattern(asdex.coloring.color_jacobian(pattern | "
+            "pattern.T))`, or drop the tags."
+        )
+    return given
+
+
+def hessian_compression(
+    given: Compression | None,
+    fn: Callable,
+    y: PyTree[Array],
+    args: PyTree,
+    caller: str,
+) -> Compression:
+    """The compression of the Hessian of the scalar `fn(y, args)[0]` at `y`."""
+    n = structure_size(flatten_structure(jax.eval_shape(lambda: y)))
+    if given is None:
+        pattern = hessian_sparsity(lambda y, args: fn(y, args)[0], y, args)
+        return compression(ColoredPattern(color_hessian(pattern)))
+    check_coloring(given.coloring, _HESSIAN_MODES, (n, n), caller)
+    return given
