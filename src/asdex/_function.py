@@ -58,8 +58,8 @@ class SparseFunction(eqx.Module):
     The sparsity patterns of the Jacobian of `fn` with respect to `y` and, for a
     scalar `fn`, of its Hessian are detected and colored once, when the module is
     built. It then produces sparse derivatives at any point, without detecting
-    again: [`asdex.SparseJacobianOperator`][asdex.lineax.SparseJacobianOperator]s and
-    [`asdex.SparseHessianOperator`][asdex.lineax.SparseHessianOperator]s for Lineax, and the colorings for
+    again: [`asdex.SparseJacobianOperator`][asdex.SparseJacobianOperator]s and
+    [`asdex.SparseHessianOperator`][asdex.SparseHessianOperator]s for Lineax, and the colorings for
     `asdex.optimistix` solvers.
 
     It is an `equinox.Module`: its array leaves are those of `fn` (the parameters
@@ -238,7 +238,7 @@ class SparseFunction(eqx.Module):
 
         **Returns:**
 
-        The output of `fn` and an [`asdex.SparseJacobianOperator`][asdex.lineax.SparseJacobianOperator].
+        The output of `fn` and an [`asdex.SparseJacobianOperator`][asdex.SparseJacobianOperator].
         """
         self._check(y, "value_and_jacobian_operator")
         comp = self._need(
@@ -267,7 +267,7 @@ class SparseFunction(eqx.Module):
         **Arguments:** as for
         [`value_and_jacobian_operator`][asdex._function.SparseFunction.value_and_jacobian_operator].
 
-        **Returns:** an [`asdex.SparseJacobianOperator`][asdex.lineax.SparseJacobianOperator].
+        **Returns:** an [`asdex.SparseJacobianOperator`][asdex.SparseJacobianOperator].
         """
         return self.value_and_jacobian_operator(y, args, tags)[1]
 
@@ -290,7 +290,7 @@ class SparseFunction(eqx.Module):
         **Returns:**
 
         The value, the gradient (shaped like `y`) and an
-        [`asdex.SparseHessianOperator`][asdex.lineax.SparseHessianOperator].
+        [`asdex.SparseHessianOperator`][asdex.SparseHessianOperator].
         """
         self._check(y, "value_grad_and_hessian_operator")
         comp = self._need(
@@ -313,7 +313,7 @@ class SparseFunction(eqx.Module):
         **Arguments:** as for
         [`value_grad_and_hessian_operator`][asdex._function.SparseFunction.value_grad_and_hessian_operator].
 
-        **Returns:** an [`asdex.SparseHessianOperator`][asdex.lineax.SparseHessianOperator].
+        **Returns:** an [`asdex.SparseHessianOperator`][asdex.SparseHessianOperator].
         """
         return self.value_grad_and_hessian_operator(y, args, tags)[2]
 

@@ -1,7 +1,7 @@
 """Lineax operators and sparse linear solvers.
 
 - [`asdex.lineax.SparseMatrixOperator`][]: a sparse matrix as a Lineax operator.
-- [`asdex.SparseJacobianOperator`][asdex.lineax.SparseJacobianOperator], [`asdex.SparseHessianOperator`][asdex.lineax.SparseHessianOperator]: sparse
+- [`asdex.SparseJacobianOperator`][asdex.SparseJacobianOperator], [`asdex.SparseHessianOperator`][asdex.SparseHessianOperator]: sparse
   derivatives of a function as Lineax operators.
 - [`asdex.lineax.sparsify`][]: see through Lineax's wrappers to one sparse matrix;
   matrix-free operators are detected, colored and compressed

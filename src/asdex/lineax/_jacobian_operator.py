@@ -310,7 +310,7 @@ class SparseJacobianOperator(lx.AbstractLinearOperator):
     color of the coloring, then one gather. The operator stores only these values
     (in a [`asdex.lineax.SparseMatrixOperator`][], its `matrix`): `mv` and
     `transpose().mv` are sparse products, and only
-    [`as_matrix`][asdex.lineax.SparseJacobianOperator.as_matrix] forms the dense `m × n`
+    [`as_matrix`][asdex.SparseJacobianOperator.as_matrix] forms the dense `m × n`
     matrix.
 
     `y` and the output of `fn` may be PyTrees (an `equinox.Module` of parameters, a
@@ -452,7 +452,7 @@ class SparseHessianOperator(lx.AbstractLinearOperator):
     [`asdex.lineax.SparseCholesky`][].
 
     `y` may be a PyTree; the operator's input and output structures are both `y`'s.
-    See [`asdex.SparseJacobianOperator`][asdex.lineax.SparseJacobianOperator] for the transformations it supports.
+    See [`asdex.SparseJacobianOperator`][asdex.SparseJacobianOperator] for the transformations it supports.
 
     !!! Example
 

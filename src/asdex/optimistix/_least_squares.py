@@ -6,7 +6,7 @@ evaluates the residual and its Jacobian at the trial point `y_eval`, a *search*
 *descent* proposes the next trial point from the last accepted one. The
 differences are where the Jacobian comes from and how the damped system is built:
 
-- the Jacobian is an [`asdex.SparseJacobianOperator`][asdex.lineax.SparseJacobianOperator], computed by compressed
+- the Jacobian is an [`asdex.SparseJacobianOperator`][asdex.SparseJacobianOperator], computed by compressed
   automatic differentiation with a coloring that is detected once (or given);
 - Levenberg–Marquardt's damped step solves the least-squares problem of the
   stacked operator `[J; √λ I]`, built sparsely by
@@ -149,7 +149,7 @@ class AbstractSparseGaussNewton(optx.AbstractLeastSquaresSolver):
 
     The sparse counterpart of `optimistix.AbstractGaussNewton`: subclasses choose a
     `descent` (which receives `FunctionInfo.ResidualJac` with an
-    [`asdex.SparseJacobianOperator`][asdex.lineax.SparseJacobianOperator]) and a `search`. Each step computes the
+    [`asdex.SparseJacobianOperator`][asdex.SparseJacobianOperator]) and a `search`. Each step computes the
     residual and the sparse Jacobian at the trial point in one linearisation plus
     one JVP (or VJP) per color.
 

@@ -167,7 +167,7 @@ class AbstractSparseNewtonMinimiser(optx.AbstractMinimiser):
     """Newton-type minimisers with the exact sparse Hessian.
 
     Subclasses choose a `descent` (which receives `FunctionInfo.EvalGradHessian`
-    with an [`asdex.SparseHessianOperator`][asdex.lineax.SparseHessianOperator]) and a `search`, for example
+    with an [`asdex.SparseHessianOperator`][asdex.SparseHessianOperator]) and a `search`, for example
     `optimistix.NewtonDescent` with `optimistix.BacktrackingArmijo` for a line
     search on a convex problem, or
     [`asdex.optimistix.SparseDampedNewtonDescent`][] with

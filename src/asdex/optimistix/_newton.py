@@ -48,7 +48,7 @@ class SparseNewton(optx.AbstractRootFinder):
 
     Each step evaluates `fn` and its sparse Jacobian together: one `jax.linearize`
     of `fn` and one JVP (or VJP) per color, read back with one gather into a
-    [`asdex.SparseJacobianOperator`][asdex.lineax.SparseJacobianOperator]. The step then solves `J δ = f(y)` with
+    [`asdex.SparseJacobianOperator`][asdex.SparseJacobianOperator]. The step then solves `J δ = f(y)` with
     `linear_solver` (by default [`asdex.SparseLinearSolver`][], a sparse LU or,
     for a problem tagged positive or negative semidefinite, a sparse Cholesky
     factorisation). No dense Jacobian is ever formed.
@@ -101,7 +101,7 @@ class SparseNewton(optx.AbstractRootFinder):
         - `kappa`: the tolerance of the early convergence check when
             `cauchy_termination=False`.
         - `linear_solver`: the solver of each Newton step; it receives an
-            [`asdex.SparseJacobianOperator`][asdex.lineax.SparseJacobianOperator].
+            [`asdex.SparseJacobianOperator`][asdex.SparseJacobianOperator].
         - `cauchy_termination`: as in `optimistix.Newton`: `True` stops when two
             iterates and the residual are small; `False` uses the rate-based test
             of Hairer & Wanner, which also detects divergence.
