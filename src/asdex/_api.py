@@ -513,7 +513,7 @@ def jacobian_from_pattern(
     !!! Example
 
         ```python
-        pattern = scipy.sparse.diags([1, 1], [0, 1], shape=(49, 50))
+        pattern = scipy.sparse.diags([1, 1], [0, 1], shape=(49, 50), dtype=bool)
         jac_fn = asdex.jacobian_from_pattern(f, pattern)
         ```
     """

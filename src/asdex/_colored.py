@@ -294,7 +294,13 @@ def warn_if_dense(coloring: ColoredPattern, caller: str, stacklevel: int = 3) ->
     warnings.warn(
         f"`{caller}`: the coloring needs {_plural(coloring.num_colors, 'product')}, no fewer "
         f"than dense {dense}; the pattern is too dense for sparse differentiation to "
-        "pay off. The result is still correct.",
+        "pay off. The result is still correct."
+        + (
+            " A few dense rows and columns (an arrowhead) are cheap with "
+            '`mode="bidirectional"`.'
+            if coloring.mode in ("fwd", "rev")
+            else ""
+        ),
         DenseColoringWarning,
         stacklevel=stacklevel,
     )
