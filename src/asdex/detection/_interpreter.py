@@ -215,7 +215,7 @@ def outputs_like(
     ]
 
 
-def union_of_all(invals: Sequence[Abstract], n_inputs: int) -> Deps | None:
+def union_of_all(invals: Sequence[Abstract]) -> Deps | None:
     """One row: every input index that any element of any operand depends on."""
     parts = [v.deps for v in invals if v.deps is not None]
     if not parts:
@@ -227,7 +227,7 @@ def all_to_all(
     interp: Interpreter, eqn: jex_core.JaxprEqn, invals: list[Abstract]
 ) -> list[Abstract]:
     """Every output element depends on every element of every operand."""
-    row = union_of_all(invals, interp.n_inputs)
+    row = union_of_all(invals)
     outs = []
     for var in eqn.outvars:
         size = int(np.prod(var.aval.shape, dtype=np.int64))

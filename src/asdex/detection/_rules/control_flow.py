@@ -12,7 +12,7 @@ import numpy as np
 
 from .._abstract import Abstract, join
 from .._deps import Deps, row_slice, vstack
-from .._interpreter import register
+from .._interpreter import register, union_of_all
 
 # Exact unrolling stops after this many iterations; the rest is a fixed point.
 MAX_UNROLLED_ITERATIONS = 20_000
@@ -92,10 +92,9 @@ def _settle(step, old, new):
 
 def _top(carry: list[Abstract], extra: list[Abstract]) -> list[Abstract]:
     """Widening: every carry element may depend on everything any of them depends on."""
-    parts = [v.deps for v in carry + extra if v.deps is not None]
-    if not parts:
+    everything = union_of_all(carry + extra)
+    if everything is None:
         return [Abstract(v.shape, v.dtype) for v in carry]
-    everything = vstack(parts).union_all()
     return [
         Abstract(v.shape, v.dtype, everything.gather(np.zeros(v.size, dtype=np.int64)))
         for v in carry
@@ -190,11 +189,17 @@ def scan(interp, eqn, invals):
     def step(c):
         return interp.run_closed(body, consts + c + x_summary)[:n_carry]
 
+    def cover_remaining(state, remaining):
+        # `state` covers every later carry, so one abstract step covers their ys.
+        y_rest = interp.run_closed(body, consts + state + x_summary)[n_carry:]
+        for j in remaining:
+            ys[j] = y_rest
+
     for count, i in enumerate(steps):
         if count >= MAX_UNROLLED_ITERATIONS:
-            return _scan_fixed_point(
-                interp, body, consts, carry, xs, steps[count:], ys, eqn
-            )
+            carry = _fixed_point(step, carry, consts)
+            cover_remaining(carry, steps[count:])
+            break
         out = interp.run_closed(
             body, consts + carry + [_slice_leading(x, i) for x in xs]
         )
@@ -210,31 +215,10 @@ def scan(interp, eqn, invals):
             else None
         )
         if settled is not None:
-            y_rest = interp.run_closed(body, consts + settled + x_summary)[n_carry:]
-            for j in steps[count + 1 :]:
-                ys[j] = y_rest
             carry = settled
+            cover_remaining(carry, steps[count + 1 :])
             break
         carry = new_carry
-    return carry + [
-        _stack([ys[i][k] for i in range(length)], aval.shape, aval.dtype)
-        for k, aval in enumerate(y_avals)
-    ]
-
-
-def _scan_fixed_point(interp, body, consts, carry, xs, remaining, ys, eqn):
-    n_carry = len(carry)
-    x_summary = [_summary(x) for x in xs]
-    carry = _fixed_point(
-        lambda c: interp.run_closed(body, consts + c + x_summary)[:n_carry],
-        carry,
-        consts,
-    )
-    y = interp.run_closed(body, consts + carry + x_summary)[n_carry:]
-    for i in remaining:
-        ys[i] = y
-    length = len(ys)
-    y_avals = [v.aval for v in eqn.outvars[n_carry:]]
     return carry + [
         _stack([ys[i][k] for i in range(length)], aval.shape, aval.dtype)
         for k, aval in enumerate(y_avals)

@@ -45,6 +45,23 @@ class DirectState(eqx.Module):
         return op.input_structure if self.transpose else op.output_structure
 
 
+class AbstractDirectSolver(lx.AbstractLinearSolver[DirectState]):
+    """A solver that factorises on the host and keeps a `DirectState`.
+
+    Transposing or conjugating the system only flips a flag or conjugates the values
+    in the state, so the concrete solvers supply `init` and `compute` alone.
+    """
+
+    def transpose(self, state: DirectState, options: dict[str, Any]):
+        return state.transposed(), options
+
+    def conj(self, state: DirectState, options: dict[str, Any]):
+        return state.conjugated(), options
+
+    def assume_full_rank(self) -> bool:
+        return True
+
+
 def to_sparse(solver: str, operator: lx.AbstractLinearOperator) -> SparseMatrixOperator:
     """`sparsify(operator)`, with an error that names the solver."""
     if not isinstance(operator, lx.AbstractLinearOperator):

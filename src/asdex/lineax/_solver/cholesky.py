@@ -8,10 +8,16 @@ import lineax as lx
 from jaxtyping import Array, PyTree
 
 from .._pattern_data import pattern_data
-from ._direct import DirectState, direct_compute, require_square, to_sparse
+from ._direct import (
+    AbstractDirectSolver,
+    DirectState,
+    direct_compute,
+    require_square,
+    to_sparse,
+)
 
 
-class SparseCholesky(lx.AbstractLinearSolver[DirectState]):
+class SparseCholesky(AbstractDirectSolver):
     """Sparse solver for symmetric positive (or negative) definite systems.
 
     The factorisation is scipy's SuperLU in its symmetric mode: a minimum-degree
@@ -71,15 +77,6 @@ class SparseCholesky(lx.AbstractLinearSolver[DirectState]):
     ) -> tuple[PyTree[Array], lx.RESULTS, dict[str, Any]]:
         del options
         return direct_compute("symmetric", state, vector)
-
-    def transpose(self, state: DirectState, options: dict[str, Any]):
-        return state.transposed(), options
-
-    def conj(self, state: DirectState, options: dict[str, Any]):
-        return state.conjugated(), options
-
-    def assume_full_rank(self) -> bool:
-        return True
 
 
 SparseCholesky.__init__.__doc__ = """**Arguments:**

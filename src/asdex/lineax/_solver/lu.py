@@ -7,10 +7,16 @@ from typing import Any
 import lineax as lx
 from jaxtyping import Array, PyTree
 
-from ._direct import DirectState, direct_compute, require_square, to_sparse
+from ._direct import (
+    AbstractDirectSolver,
+    DirectState,
+    direct_compute,
+    require_square,
+    to_sparse,
+)
 
 
-class SparseLU(lx.AbstractLinearSolver[DirectState]):
+class SparseLU(AbstractDirectSolver):
     """Sparse LU solver for square nonsingular sparse systems.
 
     The matrix is factorised on the host by SuperLU (`scipy.sparse.linalg.splu`,
@@ -59,15 +65,6 @@ class SparseLU(lx.AbstractLinearSolver[DirectState]):
     ) -> tuple[PyTree[Array], lx.RESULTS, dict[str, Any]]:
         del options
         return direct_compute("lu", state, vector)
-
-    def transpose(self, state: DirectState, options: dict[str, Any]):
-        return state.transposed(), options
-
-    def conj(self, state: DirectState, options: dict[str, Any]):
-        return state.conjugated(), options
-
-    def assume_full_rank(self) -> bool:
-        return True
 
 
 SparseLU.__init__.__doc__ = """**Arguments:**

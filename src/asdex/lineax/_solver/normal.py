@@ -10,10 +10,10 @@ from jaxtyping import Array, PyTree
 
 from .._structure import ravel, unravel
 from .._superlu import superlu_solve
-from ._direct import DirectState, flat_mv, to_sparse
+from ._direct import AbstractDirectSolver, DirectState, flat_mv, to_sparse
 
 
-class SparseNormalEquations(lx.AbstractLinearSolver[DirectState]):
+class SparseNormalEquations(AbstractDirectSolver):
     r"""Sparse least squares (or minimum norm) solves through the normal equations.
 
     For a tall or square operator $A$ ($m \ge n$) this returns the least-squares
@@ -77,15 +77,6 @@ class SparseNormalEquations(lx.AbstractLinearSolver[DirectState]):
         solution = unravel(x, state.flat_in)
         result = lx.RESULTS.where(info == 0, lx.RESULTS.successful, lx.RESULTS.singular)
         return solution, result, {}
-
-    def transpose(self, state: DirectState, options: dict[str, Any]):
-        return state.transposed(), options
-
-    def conj(self, state: DirectState, options: dict[str, Any]):
-        return state.conjugated(), options
-
-    def assume_full_rank(self) -> bool:
-        return True
 
 
 SparseNormalEquations.__init__.__doc__ = """**Arguments:**
