@@ -4,7 +4,7 @@ Every operator is compared with the dense derivative (`jax.jacfwd`, `jax.hessian
 in Lineax's flat layout, every product with the dense product, and every solve and
 its derivatives with a dense solve. The drop-in `sparsify` is checked on the
 operators Optimistix builds, and by a jaxpr inspection that no array of the size of
-a dense matrix is formed.
+a dense matrix is formed (and `test_memory_cap.py` solves under a memory cap).
 """
 
 import equinox as eqx
@@ -395,8 +395,8 @@ def bratu_1d(u, lam):
 )
 def test_no_dense_matrix_anywhere(make_solver):
     """Inspect the whole program of a Newton solve: no array has as many as
-    n²/10 elements (a dense Jacobian has n²). Then solve at n = 2·10⁵, where a
-    dense Jacobian (320 GB) could not be allocated on any machine this runs on."""
+    n²/10 elements (a dense Jacobian has n²). `test_memory_cap.py` solves at
+    n = 2·10⁵ under a 4 GiB memory cap."""
     solver = make_solver()
 
     def solve(u0):
@@ -411,7 +411,5 @@ def test_no_dense_matrix_anywhere(make_solver):
         lambda u0: optx.root_find(bratu_1d, dense, u0, 1.0, max_steps=20).value
     )(jnp.zeros(n))
     assert _max_array_size(jaxpr) >= n * n
-    n = 200_000
     u = jax.jit(solve)(jnp.zeros(n))  # `throw=True`: raises unless converged
     assert float(jnp.max(jnp.abs(bratu_1d(u, 1.0)))) < 1e-9
-    assert 0.1 < float(jnp.max(u)) < 0.2  # the lower branch: max u ≈ 0.14

@@ -34,7 +34,8 @@ from .._pattern import SparsityPattern
 from ._pattern_data import pattern_data
 
 # What to factorise, given the values of a matrix A stored on its pattern:
-# - "lu": A itself, by SuperLU with partial pivoting (column order COLAMD).
+# - "lu": A itself, by SuperLU with partial pivoting; columns ordered by minimum
+#   degree on A + Aᵀ when A's pattern is symmetric, else by COLAMD.
 # - "symmetric": A itself, known symmetric (positive definite for stability);
 #   SuperLU in symmetric mode: minimum degree on A + Aᵀ, diagonal pivots.
 # - "gram_cols": AᵀA (the normal equations of a tall A), in symmetric mode.
@@ -140,7 +141,12 @@ def _factorise(kind: Kind, pattern: SparsityPattern, values: np.ndarray):
         at = sp.csc_array(
             (values, pattern.cols, pattern_data(pattern).indptr), shape=(n, m)
         )
-        return spla.splu(at, permc_spec="COLAMD")
+        # On a structurally symmetric pattern (grids, meshes), minimum degree on
+        # A + Aᵀ leaves far less fill than COLAMD: 0.57x the nonzeros in L + U
+        # and 0.7-0.8x the time on the 64² and 256² Bratu Jacobians. Partial
+        # pivoting is kept either way, so only the fill changes.
+        symmetric = pattern_data(pattern).is_symmetric_pattern
+        return spla.splu(at, permc_spec="MMD_AT_PLUS_A" if symmetric else "COLAMD")
     if kind == "symmetric":
         m, n = pattern.shape
         a = sp.csc_array(

@@ -20,7 +20,8 @@ class SparseLU(AbstractDirectSolver):
     """Sparse LU solver for square nonsingular sparse systems.
 
     The matrix is factorised on the host by SuperLU (`scipy.sparse.linalg.splu`,
-    column order COLAMD, partial pivoting), called through `jax.pure_callback`, so
+    partial pivoting; columns ordered by minimum degree on `A + Aᵀ` for a
+    structurally symmetric pattern, by COLAMD otherwise), called through `jax.pure_callback`, so
     the solver runs inside `jax.jit`, `jax.vmap` and Optimistix loops. Only the
     nonzero values and the right-hand side cross to the host; the pattern is static.
 
