@@ -100,6 +100,22 @@ def test_non_scalar_hessian():
         asdex.hessian_coloring(lambda x: jnp.sum(x) > 0, jnp.ones(4))
 
 
+def test_hessian_of_a_dynamic_while_loop_names_the_caller():
+    def f(x):
+        body = jax.lax.while_loop(lambda c: jnp.sum(c) < 10, lambda c: 2 * c, x)
+        return jnp.sum(body**2)
+
+    for fn, name in [
+        (asdex.hessian, "asdex.hessian"),
+        (asdex.hessian_coloring, "asdex.hessian_coloring"),
+        (asdex.hessian_sparsity, "asdex.hessian_sparsity"),
+    ]:
+        with pytest.raises(
+            ValueError, match=rf"`{name}`: `f` cannot be differentiated"
+        ):
+            fn(f, jnp.ones(3))
+
+
 def test_bad_options():
     with pytest.raises(ValueError, match=r"output_format='csr'.*'scipy_csr'"):
         asdex.jacobian(diff, jnp.ones(4), output_format="csr")

@@ -83,7 +83,7 @@ def _trace_hessian(f, args, kwargs, argnums, has_aux, caller):
                 )
             return outs
 
-        return _gradient(checked, tracked)
+        return _gradient(checked, tracked, caller)
 
     traced = trace(f, args, kwargs, argnums, has_aux, caller, transform=transform)
     return traced, store["out_avals"]

@@ -107,14 +107,21 @@ def hessian_sparsity(
     caller = "asdex.hessian_sparsity"
     args = sample_args(sample_args_, input_shape, caller)
     traced = trace(
-        f, args, sample_kwargs, argnums, has_aux, caller, transform=_gradient
+        f,
+        args,
+        sample_kwargs,
+        argnums,
+        has_aux,
+        caller,
+        transform=lambda fun, tracked: _gradient(fun, tracked, caller),
     )
     pattern = pattern_of(traced)
     return pattern | pattern.T
 
 
-def _gradient(flat_fun: Callable, tracked: tuple[int, ...]) -> Callable:
-    """The flat function's gradient with respect to the tracked inputs."""
+def _gradient(flat_fun: Callable, tracked: tuple[int, ...], caller: str) -> Callable:
+    """The flat function's gradient with respect to the tracked inputs; `caller`
+    names the public function in errors."""
 
     def scalar(*dyn):
         outs = flat_fun(*dyn)
@@ -125,7 +132,7 @@ def _gradient(flat_fun: Callable, tracked: tuple[int, ...]) -> Callable:
         ):
             shapes = [(o.shape, str(o.dtype)) for o in outs]
             raise TypeError(
-                "`asdex.hessian_sparsity(f, ...)`: `f` must return one real scalar, "
+                f"`{caller}(f, ...)`: `f` must return one real scalar, "
                 f"got outputs of shape/dtype {shapes}. For a vector function use "
                 "`asdex.jacobian_sparsity`."
             )
@@ -145,7 +152,7 @@ def _gradient(flat_fun: Callable, tracked: tuple[int, ...]) -> Callable:
         except ValueError as err:
             if "Reverse-mode differentiation does not work" in str(err):
                 raise ValueError(
-                    "`asdex.hessian_sparsity`: `f` cannot be differentiated in reverse "
+                    f"`{caller}`: `f` cannot be differentiated in reverse "
                     "mode, which Hessians need. A `lax.while_loop` with a dynamic trip "
                     "count is the usual cause: use `lax.fori_loop` with static bounds, "
                     "`lax.scan`, or `equinox.internal.while_loop(..., max_steps=...)`."
