@@ -32,6 +32,7 @@ entries for the slots that hold no nonzero (see `_formats.py`).
 
 from __future__ import annotations
 
+import functools as ft
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -243,6 +244,43 @@ def _seed(colors: Array, k, dtype) -> Array:
     return (colors == k).astype(dtype)
 
 
+# A linearization, `lin`, is what `jax.linearize` or `jax.vjp` returns: a
+# `jax.tree_util.Partial` (or `VJP`) whose leaves are the residuals. Being a
+# PyTree, it can be returned by one compiled program and passed to others, so the
+# products can run in programs of their own without evaluating `f` again (see
+# `dispatch_per_product` in `_sparse_derivative.py`).
+
+
+def jacobian_linearization(g: Callable, primals: list, dec: Decompression):
+    """`(lin, out, aux)`: `g(*primals) = (out, aux)`, and its linear map.
+
+    The JVP map (`jax.linearize`) for column and bidirectional colorings, the
+    pullback (`jax.vjp`) for row colorings; `g` is evaluated once.
+    """
+    if dec.kind == "rev":
+        out, lin, aux = jax.vjp(g, *primals, has_aux=True)
+    else:
+        out, lin, aux = jax.linearize(g, *primals, has_aux=True)
+    return lin, out, aux
+
+
+def jacobian_product(
+    lin, primals: list, layout: Layout, dec: Decompression, side: str, k
+) -> Array:
+    """The `k`-th JVP (`side="fwd"`) or VJP (`"rev"`), flat, from the linearization."""
+    dtype = layout.jacobian_dtype()
+    if side == "fwd":
+        assert dec.col_colors is not None
+        tangents = layout.unravel_inputs(_seed(dec.col_colors, k, dtype))
+        return layout.ravel_outputs(lin(*tangents), dtype)
+    assert dec.row_colors is not None
+    # A bidirectional coloring's VJPs transpose its JVP map, so that `g` is still
+    # evaluated once.
+    vjp = lin if dec.kind == "rev" else jax.linear_transpose(lin, *primals)
+    cotangent = layout.unravel_outputs(_seed(dec.row_colors, k, dtype))
+    return layout.ravel_inputs(vjp(cotangent), dtype)
+
+
 def jacobian_products(
     g: Callable,
     primals: list,
@@ -254,34 +292,37 @@ def jacobian_products(
 
     `g(*primals)` returns `(out, aux)`; it is evaluated once.
     """
-    dtype = layout.jacobian_dtype()
     if dec.num_fwd + dec.num_rev == 0:
         out, aux = g(*primals)
-        return jnp.zeros(0, dtype), out, aux
-    B_fwd = B_rev = None
-    if dec.kind in ("fwd", "bidirectional"):
-        out, jvp, aux = jax.linearize(g, *primals, has_aux=True)
-        if dec.num_fwd:
-            assert dec.col_colors is not None
+        return jnp.zeros(0, layout.jacobian_dtype()), out, aux
+    lin, out, aux = jacobian_linearization(g, primals, dec)
+    B = {}
+    for side, count in (("fwd", dec.num_fwd), ("rev", dec.num_rev)):
+        if count:
+            product = ft.partial(jacobian_product, lin, primals, layout, dec, side)
+            B[side] = _products(product, count, chunk_size)
+    return dec.concatenate(B.get("fwd"), B.get("rev")), out, aux
 
-            def column(k):
-                tangents = layout.unravel_inputs(_seed(dec.col_colors, k, dtype))
-                return layout.ravel_outputs(jvp(*tangents), dtype)
 
-            B_fwd = _products(column, dec.num_fwd, chunk_size)
-        if dec.num_rev:
-            vjp = jax.linear_transpose(jvp, *primals)
-    else:
-        out, vjp, aux = jax.vjp(g, *primals, has_aux=True)
-    if dec.num_rev:
-        assert dec.row_colors is not None
+def hessian_linearization(g: Callable, primals: list):
+    """`(lin, value, aux)`: `g(*primals) = (value, aux)` for a scalar `value`, and
+    the linear map `v ↦ H v` (forward over reverse); `g` is evaluated once."""
+    argnums = tuple(range(len(primals)))
 
-        def row(k):
-            cotangent = layout.unravel_outputs(_seed(dec.row_colors, k, dtype))
-            return layout.ravel_inputs(vjp(cotangent), dtype)  # pyright: ignore
+    def gradient(*p):
+        (value, aux), grads = jax.value_and_grad(g, argnums=argnums, has_aux=True)(*p)
+        return grads, (value, aux)
 
-        B_rev = _products(row, dec.num_rev, chunk_size)
-    return dec.concatenate(B_fwd, B_rev), out, aux
+    _, lin, (value, aux) = jax.linearize(gradient, *primals, has_aux=True)
+    return lin, value, aux
+
+
+def hessian_product(lin, layout: Layout, dec: Decompression, k) -> Array:
+    """The `k`-th HVP, flat, from the linearization."""
+    dtype = layout.hessian_dtype()
+    assert dec.col_colors is not None
+    tangents = layout.unravel_inputs(_seed(dec.col_colors, k, dtype))
+    return layout.ravel_inputs(lin(*tangents), dtype)
 
 
 def hessian_products(
@@ -296,22 +337,10 @@ def hessian_products(
     `g(*primals)` returns `(scalar, aux)`. One forward-over-reverse linearization;
     `g` is evaluated once.
     """
-    dtype = layout.hessian_dtype()
     if dec.num_fwd == 0:
         value, aux = g(*primals)
-        return jnp.zeros(0, dtype), value, aux
-    argnums = tuple(range(len(primals)))
-
-    def gradient(*p):
-        (value, aux), grads = jax.value_and_grad(g, argnums=argnums, has_aux=True)(*p)
-        return grads, (value, aux)
-
-    _, hvp, (value, aux) = jax.linearize(gradient, *primals, has_aux=True)
-    assert dec.col_colors is not None
-
-    def column(k):
-        tangents = layout.unravel_inputs(_seed(dec.col_colors, k, dtype))
-        return layout.ravel_inputs(hvp(*tangents), dtype)
-
-    B = _products(column, dec.num_fwd, chunk_size)
+        return jnp.zeros(0, layout.hessian_dtype()), value, aux
+    lin, value, aux = hessian_linearization(g, primals)
+    product = ft.partial(hessian_product, lin, layout, dec)
+    B = _products(product, dec.num_fwd, chunk_size)
     return dec.concatenate(B, None), value, aux

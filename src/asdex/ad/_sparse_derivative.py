@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from typing import ClassVar
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
 from jaxtyping import Array, Float
 
 from .._colored import ColoredPattern
@@ -33,6 +38,13 @@ class AbstractSparseDerivative(eqx.Module):
     index arrays in the program as constants, which compiles far slower (0.7 s
     instead of 0.08 s at 10⁶ unknowns).
 
+    On CPU, a Jacobian call with concrete arguments, five or more products and
+    at least 2¹⁷ inputs or outputs runs as several programs: one linearizes `f`
+    (evaluating it once) and returns the residuals, then one program per product,
+    then one that decompresses. XLA's CPU code for many products in one program is
+    slower than that. Under `jit`, `vmap` or `grad`, on GPU, and for Hessians, a
+    call is a single program.
+
     Called outside `jit`, the BCOO result reuses the derivative's own index arrays.
     A jitted function that *returns* a BCOO copies them (JAX does not forward its
     inputs to its outputs), so inside `jit` prefer using the Jacobian (`J @ v`, a
@@ -48,6 +60,10 @@ class AbstractSparseDerivative(eqx.Module):
     - `chunk_size`: how many products to evaluate at once (`None`: all).
     - `with_value`: whether a call also returns the function's value.
     """
+
+    # Whether large calls on CPU may run one program per product (see
+    # `dispatch_per_product`).
+    dispatch_on_cpu: ClassVar[bool] = False
 
     fn_dynamic: eqx.AbstractVar[Callable]
     fn_static: eqx.AbstractVar[Callable]
@@ -69,10 +85,28 @@ class AbstractSparseDerivative(eqx.Module):
         """`(flat, value, aux)` at `primals`: the concatenated compressed products
         (see `Decompression`), and `g(*primals) = (value, aux)`."""
 
+    @abc.abstractmethod
+    def sides(self) -> tuple[tuple[str, int], ...]:
+        """`((side, count), ...)`: the kinds of product (`"fwd"`, `"rev"`) and how
+        many of each, in the order of the concatenated products."""
+
+    @abc.abstractmethod
+    def linearize(self, g: Callable, primals: list) -> tuple[object, object, object]:
+        """`(lin, value, aux)`: `g(*primals) = (value, aux)` and its linear map, a
+        PyTree whose leaves are the residuals."""
+
+    @abc.abstractmethod
+    def product(self, lin, primals: list, side: str, k) -> Array:
+        """The `k`-th product of `side`, flat, from the linear map `lin`."""
+
     def __call__(self, *args, **kwargs):
         layout = self.layout
         leaves = layout.check_call(args, kwargs)
-        assembled, value, aux = _evaluate(self, leaves)
+        if dispatch_per_product(self, leaves):
+            parts, value, aux = _products_one_by_one(self, leaves)
+            assembled = _assemble(self, parts)
+        else:
+            assembled, value, aux = _evaluate(self, leaves)
         fmt = self.format
         # `type(fmt).finish` spares equinox's bound-method wrapper on every call.
         derivative = type(fmt).finish(fmt, assembled)
@@ -97,6 +131,9 @@ class AbstractSparseDerivative(eqx.Module):
             ```
         """
         leaves = self.layout.check_call(args, kwargs)
+        if dispatch_per_product(self, leaves):
+            parts = _products_one_by_one(self, leaves)[0]
+            return _decompress(self, parts)
         return _evaluate_nonzeros(self, leaves)
 
     def __repr__(self) -> str:
@@ -122,3 +159,88 @@ def _evaluate_nonzeros(derivative: AbstractSparseDerivative, leaves: list):
     g = derivative.layout.function_of_primals(derivative.fn, others)
     flat = derivative.products(g, primals)[0]
     return derivative.decompression.decompress(flat)
+
+
+# From this many products, each of at least this many elements, a call on CPU
+# outside any transformation runs one program per product (see
+# `dispatch_per_product`). Below, dispatching the programs costs more than it saves.
+_DISPATCH_FROM = 5
+_DISPATCH_FROM_SIZE = 2**17
+
+
+def dispatch_per_product(derivative: AbstractSparseDerivative, leaves: list) -> bool:
+    """Whether to run the products as separate programs, one after the other.
+
+    XLA's CPU code for many JVPs or VJPs in one program is far slower than the same
+    products compiled one per program: the 12 JVPs of the 512² Brusselator take
+    36 t_f as one program and 21 t_f as one program per product, measured side by
+    side (a `vmap` over the seeds is slower still). So on CPU, a call with concrete
+    arguments (not under `jit`, `vmap` or `grad`) with `_DISPATCH_FROM` or more
+    products of `_DISPATCH_FROM_SIZE` or more elements linearizes `f` in one
+    program, runs one program per product on the residuals, then one that
+    assembles them. Smaller calls lose more to dispatching than they gain (at the
+    128² Brusselator, 28 t_f against 17). Hessian-vector products need many more
+    residuals each and gain nothing (`dispatch_on_cpu` is false for Hessians).
+    Traced calls keep the single program, so the derivative stays jittable and
+    differentiable; both paths compute the same products.
+    """
+    # Cheapest checks first: this runs on every call. `type(d).sides(d)` spares
+    # equinox's bound-method wrapper.
+    cls = type(derivative)
+    if not cls.dispatch_on_cpu:
+        return False
+    if max(derivative.coloring.shape) < _DISPATCH_FROM_SIZE:
+        return False
+    if sum(count for _, count in cls.sides(derivative)) < _DISPATCH_FROM:
+        return False
+    for leaf in jtu.tree_leaves((derivative, leaves)):
+        if isinstance(leaf, jax.core.Tracer):
+            return False
+        if isinstance(leaf, jax.Array) and any(
+            d.platform != "cpu" for d in leaf.devices()
+        ):
+            return False
+    return jax.default_backend() == "cpu"
+
+
+def _products_one_by_one(derivative: AbstractSparseDerivative, leaves: list):
+    """`(parts, value, aux)`: `f` linearized by one program, then each side's
+    products, each by a program of its own that gets the residuals as arguments."""
+    lin, value, aux = _linearize(derivative, leaves)
+    parts = []
+    for side, count in type(derivative).sides(derivative):
+        products = []
+        for k in range(count):
+            product = _product(derivative, lin, leaves, side, np.int32(k))
+            # Waiting for each product before starting the next keeps them from
+            # running concurrently and evicting each other's data from the cache.
+            products.append(jax.block_until_ready(product))
+        parts.append(products)
+    return parts, value, aux
+
+
+@eqx.filter_jit
+def _linearize(derivative, leaves):
+    primals, others = derivative.layout.split_leaves(leaves)
+    g = derivative.layout.function_of_primals(derivative.fn, others)
+    return derivative.linearize(g, primals)
+
+
+@eqx.filter_jit
+def _product(derivative, lin, leaves, side: str, k):
+    primals = derivative.layout.split_leaves(leaves)[0]
+    return derivative.product(lin, primals, side, k)
+
+
+def _concatenate(parts: list) -> Array:
+    return jnp.concatenate([p.reshape(-1) for products in parts for p in products])
+
+
+@eqx.filter_jit
+def _assemble(derivative: AbstractSparseDerivative, parts: list):
+    return derivative.format.assemble(_concatenate(parts), derivative.decompression)
+
+
+@eqx.filter_jit
+def _decompress(derivative: AbstractSparseDerivative, parts: list):
+    return derivative.decompression.decompress(_concatenate(parts))

@@ -9,7 +9,13 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 
 from .._colored import ColoredPattern
-from ._compressed import Decompression, DecompressionPlan, hessian_products
+from ._compressed import (
+    Decompression,
+    DecompressionPlan,
+    hessian_linearization,
+    hessian_product,
+    hessian_products,
+)
 from ._formats import AbstractOutputFormat, Nesting, check_output_format, make_format
 from ._layout import Layout
 from ._sparse_derivative import AbstractSparseDerivative
@@ -89,16 +95,31 @@ class SparseHessian(AbstractSparseDerivative):
         self.format = make_format(output_format, coloring.pattern, nesting, plan)
 
     def products(self, g, primals):
-        out_tree = self.layout.out_tree
-
-        def scalar(*p):
-            out, aux = g(*p)
-            return jtu.tree_leaves(out)[0], aux
-
         flat, value, aux = hessian_products(
-            scalar, primals, self.layout, self.decompression, self.chunk_size
+            _scalar(g), primals, self.layout, self.decompression, self.chunk_size
         )
-        return flat, jtu.tree_unflatten(out_tree, [value]), aux
+        return flat, jtu.tree_unflatten(self.layout.out_tree, [value]), aux
+
+    def sides(self) -> tuple[tuple[str, int], ...]:
+        return (("fwd", self.decompression.num_fwd),)
+
+    def linearize(self, g, primals):
+        lin, value, aux = hessian_linearization(_scalar(g), primals)
+        return lin, jtu.tree_unflatten(self.layout.out_tree, [value]), aux
+
+    def product(self, lin, primals, side, k):
+        del primals, side  # HVPs only
+        return hessian_product(lin, self.layout, self.decompression, k)
+
+
+def _scalar(g):
+    """`g` returning `(tree with one scalar leaf, aux)` as returning `(scalar, aux)`."""
+
+    def scalar(*p):
+        out, aux = g(*p)
+        return jtu.tree_leaves(out)[0], aux
+
+    return scalar
 
 
 def check_scalar_output(layout: Layout, caller: str) -> None:

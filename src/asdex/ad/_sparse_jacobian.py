@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 import equinox as eqx
 
 from .._colored import ColoredPattern
-from ._compressed import Decompression, DecompressionPlan, jacobian_products
+from ._compressed import (
+    Decompression,
+    DecompressionPlan,
+    jacobian_linearization,
+    jacobian_product,
+    jacobian_products,
+)
 from ._formats import AbstractOutputFormat, Nesting, check_output_format, make_format
 from ._layout import Layout
 from ._sparse_derivative import AbstractSparseDerivative
@@ -44,6 +51,8 @@ class SparseJacobian(AbstractSparseDerivative):
         y, J = asdex.value_and_jacobian(f, x)(x)
         ```
     """
+
+    dispatch_on_cpu: ClassVar[bool] = True
 
     fn_dynamic: Callable
     fn_static: Callable = eqx.field(static=True)
@@ -96,6 +105,16 @@ class SparseJacobian(AbstractSparseDerivative):
         return jacobian_products(
             g, primals, self.layout, self.decompression, self.chunk_size
         )
+
+    def sides(self) -> tuple[tuple[str, int], ...]:
+        dec = self.decompression
+        return tuple((s, c) for s, c in (("fwd", dec.num_fwd), ("rev", dec.num_rev)))
+
+    def linearize(self, g, primals):
+        return jacobian_linearization(g, primals, self.decompression)
+
+    def product(self, lin, primals, side, k):
+        return jacobian_product(lin, primals, self.layout, self.decompression, side, k)
 
 
 def check_chunk_size(chunk_size, caller: str) -> int | None:
