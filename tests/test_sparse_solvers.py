@@ -130,6 +130,26 @@ def test_complex_lu(rng):
     np.testing.assert_allclose(x, np.linalg.solve(matrix, b), atol=1e-10)
 
 
+def test_cholesky_backends(rng):
+    """Real matrices go to QDLDL's LDLᵀ, complex ones to SuperLU's symmetric mode;
+    both solve, and the factor cache keeps each kind of factor."""
+    from asdex.lineax._ldl import LDLFactor
+
+    real = random_sparse(rng, 10, 10, diagonal=4.0)
+    real = real + real.T + 20 * np.eye(10)
+    complex_ = real + 1j * np.diag(rng.normal(size=10))
+    for matrix in (real, complex_):
+        operator = SparseMatrixOperator.from_dense(
+            matrix, tags=lx.positive_semidefinite_tag
+        )
+        b = jnp.asarray(rng.normal(size=10).astype(matrix.dtype))
+        factor_cache.clear()
+        x = lx.linear_solve(operator, b, SparseCholesky()).value
+        np.testing.assert_allclose(x, np.linalg.solve(matrix, b), rtol=1e-10)
+        (entry,) = factor_cache._entries
+        assert isinstance(entry.factor, LDLFactor) == np.isrealobj(matrix)
+
+
 @pytest.mark.parametrize(
     "solver, kind", [(SparseLU(), "general"), (SparseNormalEquations(), "tall")]
 )

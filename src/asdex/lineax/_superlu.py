@@ -1,4 +1,5 @@
-"""Sparse direct solves on the host with scipy's SuperLU, called from JAX.
+"""Sparse direct solves on the host, called from JAX: scipy's SuperLU for general
+(and complex) matrices, QDLDL's LDLᵀ for real symmetric definite ones.
 
 The JAX side passes only the nonzero values and the right-hand sides through
 `jax.pure_callback`; the pattern is static and closed over by the callback, so
@@ -31,15 +32,17 @@ import scipy.sparse.linalg as spla
 from jaxtyping import Array, Inexact, Int
 
 from .._pattern import SparsityPattern
+from ._ldl import LDLFactor
 from ._pattern_data import pattern_data
 
 # What to factorise, given the values of a matrix A stored on its pattern:
 # - "lu": A itself, by SuperLU with partial pivoting; columns ordered by minimum
 #   degree on A + Aᵀ when A's pattern is symmetric, else by COLAMD.
-# - "symmetric": A itself, known symmetric (positive definite for stability);
-#   SuperLU in symmetric mode: minimum degree on A + Aᵀ, diagonal pivots.
-# - "gram_cols": AᵀA (the normal equations of a tall A), in symmetric mode.
-# - "gram_rows": AAᵀ (of a wide A), in symmetric mode.
+# - "symmetric": A itself, known symmetric (definite for stability); real
+#   matrices by QDLDL's LDLᵀ (see `_ldl.py`), complex ones by SuperLU in
+#   symmetric mode (minimum degree on A + Aᵀ, diagonal pivots).
+# - "gram_cols": AᵀA (the normal equations of a tall A), likewise.
+# - "gram_rows": AAᵀ (of a wide A), likewise.
 Kind = Literal["lu", "symmetric", "gram_cols", "gram_rows"]
 
 _SYMMETRIC_OPTIONS = dict(
@@ -133,7 +136,8 @@ def _matrix(pattern: SparsityPattern, values: np.ndarray) -> sp.csr_array:
 
 
 def _factorise(kind: Kind, pattern: SparsityPattern, values: np.ndarray):
-    """The SuperLU factor for `kind`; raises `RuntimeError` if exactly singular."""
+    """The factor for `kind` (anything with SuperLU's `solve(b, trans)`); raises
+    `RuntimeError` if the matrix is exactly singular."""
     if kind == "lu":
         # The CSR arrays of A are the CSC arrays of Aᵀ: factorising Aᵀ needs no
         # conversion at all, and Aᵀ's factor solves with A through `trans="T"`.
@@ -152,12 +156,13 @@ def _factorise(kind: Kind, pattern: SparsityPattern, values: np.ndarray):
         a = sp.csc_array(
             (values, pattern.cols, pattern_data(pattern).indptr), shape=(n, m)
         )
+    else:
+        a = _matrix(pattern, values)
+        a = sp.csc_array((a.T @ a) if kind == "gram_cols" else (a @ a.T))
+        a.sort_indices()
+    if np.iscomplexobj(values):
         return spla.splu(a, **_SYMMETRIC_OPTIONS)
-    a = _matrix(pattern, values)
-    gram = (a.T @ a) if kind == "gram_cols" else (a @ a.T)
-    gram = sp.csc_array(gram)
-    gram.sort_indices()
-    return spla.splu(gram, **_SYMMETRIC_OPTIONS)
+    return LDLFactor(a)
 
 
 def _solve_host(
@@ -201,10 +206,12 @@ def _solve_host(
                 matrix_values,
                 lambda: _factorise(kind, pattern, matrix_values),
             )
-        except RuntimeError:  # SuperLU: "Factor is exactly singular"
+        except RuntimeError:  # "Factor is exactly singular", "not quasi-definite"
             return np.full(b.shape, np.nan, out_dtype), 1
         with factor_cache.lock:
             sol = factor.solve(np.asfortranarray(b.astype(matrix_values.dtype)), trans)
+        if not np.all(np.isfinite(sol)):  # a zero pivot that slipped through
+            return np.full(b.shape, np.nan, out_dtype), 1
         return sol, 0
 
     if size == 0:

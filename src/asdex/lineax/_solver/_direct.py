@@ -1,4 +1,4 @@
-"""The state and the solve shared by the SuperLU-backed direct solvers."""
+"""The state and the solve shared by the direct solvers (SuperLU, QDLDL)."""
 
 from __future__ import annotations
 

@@ -20,13 +20,12 @@ from ._direct import (
 class SparseCholesky(AbstractDirectSolver):
     """Sparse solver for symmetric positive (or negative) definite systems.
 
-    The factorisation is scipy's SuperLU in its symmetric mode: a minimum-degree
-    ordering of `A + Aᵀ` (`permc_spec="MMD_AT_PLUS_A"`), pivots taken from the
-    diagonal (`diag_pivot_thresh=0`) and `SymmetricMode`. For a symmetric positive
-    definite matrix this is a Cholesky-like `LDLᵀ` elimination in a fill-reducing
-    order, with about half the fill of [`asdex.lineax.SparseLU`][]'s unsymmetric
-    ordering (measured on the 2-D Laplacian: 16.8 M against 31.1 M factor entries at
-    512², and a slightly faster factorisation). No extra dependency is needed.
+    The factorisation is `A = L D Lᵀ` by QDLDL (the factorisation inside the OSQP
+    solver), after an approximate-minimum-degree ordering, with no pivoting: stable
+    for definite matrices. Against [`asdex.lineax.SparseLU`][] on the 2-D Bratu
+    Jacobian, it factorises in 0.6x the time at 64², 0.8x at 256² and the same at
+    512², keeping half the nonzeros. Complex matrices are factorised by SuperLU in
+    its symmetric mode (minimum degree on `A + Aᵀ`, diagonal pivots).
 
     The operator must be tagged positive or negative semidefinite (as for
     `lineax.Cholesky`): for example `lineax.TaggedLinearOperator(operator,

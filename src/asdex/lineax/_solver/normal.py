@@ -20,8 +20,7 @@ class SparseNormalEquations(AbstractDirectSolver):
     solution $x = (A^\top A)^{-1} A^\top b$; for a wide one the minimum-norm solution
     $x = A^\top (A A^\top)^{-1} b$. The Gram matrix ($A^\top A$ or $A A^\top$, the
     smaller of the two) is formed on the host with scipy from the nonzero values
-    and factorised by SuperLU in symmetric mode (as
-    [`asdex.lineax.SparseCholesky`][]); the products with $A^\top$ and $A$ run in JAX
+    and factorised as $L D L^\top$ (as by [`asdex.lineax.SparseCholesky`][]); the products with $A^\top$ and $A$ run in JAX
     with the sparse matrix-vector product. The transposed solve (for reverse-mode
     derivatives) uses the same Gram matrix and hits the factorisation cache.
 
