@@ -16,7 +16,9 @@ column `j` has color `k`. The compressed matrix is one product per color:
 batch_size=k)`, to bound the memory of the batched linear map. Without it, all
 products are batched with `jax.vmap` on GPU; on CPU up to four are unrolled and
 more run one after the other in a `lax.map` (XLA's CPU code for batched shifts and
-pads is slow; see `_products`).
+pads is slow; see `_products`). Large Jacobians called from Python on CPU go
+further and run each product as a program of its own (`dispatch_per_product` in
+`_sparse_derivative.py`), from the same `*_linearization` and `*_product` functions.
 
 The products are laid out color-major: `(c, m)` for JVPs and `(c, n)` for VJPs and
 HVPs, as `jax.vmap` stacks them, so no transpose is needed. Decompression is then

@@ -207,15 +207,10 @@ def _products_one_by_one(derivative: AbstractSparseDerivative, leaves: list):
     """`(parts, value, aux)`: `f` linearized by one program, then each side's
     products, each by a program of its own that gets the residuals as arguments."""
     lin, value, aux = _linearize(derivative, leaves)
-    parts = []
-    for side, count in type(derivative).sides(derivative):
-        products = []
-        for k in range(count):
-            product = _product(derivative, lin, leaves, side, np.int32(k))
-            # Waiting for each product before starting the next keeps them from
-            # running concurrently and evicting each other's data from the cache.
-            products.append(jax.block_until_ready(product))
-        parts.append(products)
+    parts = [
+        [_product(derivative, lin, leaves, side, np.int32(k)) for k in range(count)]
+        for side, count in type(derivative).sides(derivative)
+    ]
     return parts, value, aux
 
 
