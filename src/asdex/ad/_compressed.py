@@ -46,6 +46,7 @@ import numpy as np
 from jaxtyping import Array
 
 from .._colored import ColoredPattern
+from ._host_substitution import HostPlan, solve_on_host
 from ._layout import Layout
 
 
@@ -148,6 +149,8 @@ class Decompression(eqx.Module):
       the rows (VJP seeds); negative means "in no seed".
     - `index`: the slot of each nonzero (see `DecompressionPlan`).
     - `plan`: the substitution plan of an acyclic coloring, else `None`.
+    - `host_plan`, `has_pred`: the same plan for the numba sweep on CPU (see
+      `_host_substitution.py`), else `None`.
     - `true`: the constant `True` as an array (see `_decompress_unfused`).
     """
 
@@ -160,6 +163,8 @@ class Decompression(eqx.Module):
     col_colors: Array | None
     row_colors: Array | None
     plan: eqx.Module | None
+    host_plan: HostPlan | None = eqx.field(static=True)
+    has_pred: Array | None
     true: Array
 
     def __init__(self, plan: DecompressionPlan):
@@ -173,6 +178,10 @@ class Decompression(eqx.Module):
         self.col_colors = _colors_array(plan.col_colors)
         self.row_colors = _colors_array(plan.row_colors)
         self.plan = None if plan.plan is None else jtu.tree_map(jnp.asarray, plan.plan)
+        self.host_plan = None if plan.plan is None else HostPlan(plan.plan)
+        self.has_pred = (
+            None if self.host_plan is None else jnp.asarray(self.host_plan.has_pred)
+        )
         self.true = jnp.asarray(True)
 
     def concatenate(self, B_fwd: Array | None, B_rev: Array | None) -> Array:
@@ -191,11 +200,23 @@ class Decompression(eqx.Module):
         )
 
 
-def _decompress(flat: Array, dec: Decompression) -> Array:
-    if dec.plan is not None:
-        unknowns = dec.plan.solve(flat)  # pyright: ignore[reportAttributeAccessIssue]
+def _gather(flat: Array, dec: Decompression, unknowns: Array | None) -> Array:
+    if unknowns is not None:
         flat = jnp.concatenate([flat, unknowns])
     return flat.at[dec.index].get(mode="promise_in_bounds")
+
+
+def _decompress(flat: Array, dec: Decompression) -> Array:
+    unknowns = None if dec.plan is None else dec.plan.solve(flat)  # pyright: ignore
+    return _gather(flat, dec, unknowns)
+
+
+def _decompress_on_host(flat: Array, dec: Decompression) -> Array:
+    unknowns = None
+    if dec.plan is not None:
+        assert dec.host_plan is not None and dec.has_pred is not None
+        unknowns = solve_on_host(dec.host_plan, dec.plan, dec.has_pred, flat)  # pyright: ignore
+    return _gather(flat, dec, unknowns)
 
 
 def _decompress_unfused(flat: Array, dec: Decompression) -> Array:
@@ -203,10 +224,11 @@ def _decompress_unfused(flat: Array, dec: Decompression) -> Array:
     # recomputes them element by element at the gathered positions in a scalar
     # loop: 2-3x slower than computing them and gathering. `optimization_barrier`
     # does not survive XLA's CPU pipeline, but a conditional on a value it cannot
-    # see (`dec.true`, an argument) keeps the two apart.
+    # see (`dec.true`, an argument) keeps the two apart. An acyclic coloring's
+    # sweep runs on the host (see `_host_substitution.py`).
     return jax.lax.cond(
         dec.true,
-        _decompress,
+        _decompress_on_host,
         lambda flat, dec: jnp.zeros(dec.index.shape, flat.dtype),
         flat,
         dec,
