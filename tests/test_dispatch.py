@@ -179,3 +179,21 @@ def test_small_problems_and_hessians_do_not_dispatch():
     hess_fn = asdex.hessian(hess_band, big, mode="star")
     assert hess_fn.coloring.num_colors >= 5
     assert not _sparse_derivative.dispatch_per_product(hess_fn, [big])
+
+
+def test_bcoo_by_slot_matches(count_dispatch):
+    """Mostly-padding direct colorings gather the nonzeros product by product."""
+
+    def stencil(x):  # one coupling per row but a dozen colors: slots ≫ nonzeros
+        n = x.shape[0]
+        idx = (7 * jnp.arange(n)) % n
+        return x * x[idx] + jnp.roll(x, 5) * jnp.roll(x, -11)
+
+    x = jnp.asarray(np.random.default_rng(4).standard_normal(64))
+    jac_fn = asdex.jacobian(stencil, x, mode="fwd")
+    assert jac_fn.format.by_slot and jac_fn.coloring.num_jvps >= 5
+    J = jac_fn(x)
+    assert len(count_dispatch) == 1 and not J.indices_sorted
+    expected = jax.jacfwd(stencil)(x)
+    np.testing.assert_allclose(J.todense(), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(_jitted(jac_fn, x).todense(), expected, rtol=1e-12)

@@ -191,6 +191,13 @@ class Decompression(eqx.Module):
             return jnp.zeros(0)
         return parts[0] if len(parts) == 1 else jnp.concatenate(parts)
 
+    def gather(self, flat: Array, index: Array) -> Array:
+        """`flat[index]`, kept apart from the products on CPU (see
+        `_decompress_unfused`)."""
+        return jax.lax.platform_dependent(
+            flat, index, self.true, default=_plain_gather, cpu=_unfused_gather
+        )
+
     def decompress(self, flat: Array) -> Array:
         """The nonzeros in the pattern's order, from the concatenated products."""
         if self.index.size == 0:
@@ -217,6 +224,22 @@ def _decompress_on_host(flat: Array, dec: Decompression) -> Array:
         assert dec.host_plan is not None and dec.has_pred is not None
         unknowns = solve_on_host(dec.host_plan, dec.plan, dec.has_pred, flat)  # pyright: ignore
     return _gather(flat, dec, unknowns)
+
+
+def _plain_gather(flat: Array, index: Array, true: Array) -> Array:
+    del true
+    return flat.at[index].get(mode="promise_in_bounds")
+
+
+def _unfused_gather(flat: Array, index: Array, true: Array) -> Array:
+    return jax.lax.cond(
+        true,
+        _plain_gather,
+        lambda flat, index, true: jnp.zeros(index.shape, flat.dtype),
+        flat,
+        index,
+        true,
+    )
 
 
 def _decompress_unfused(flat: Array, dec: Decompression) -> Array:

@@ -96,6 +96,11 @@ class AbstractOutputFormat(eqx.Module):
     def finish(self, assembled):
         """After it: the result from what `assemble` returned."""
 
+    def assemble_parts(self, parts: list, dec: Decompression):
+        """As `assemble`, from the products as separate arrays, in the order of the
+        concatenation (what one program per product returns)."""
+        return self.assemble(jnp.concatenate([p.reshape(-1) for p in parts]), dec)
+
 
 # A compressed BCOO may hold this many padding entries per nonzero at most; beyond,
 # the nonzeros are gathered instead.
@@ -109,8 +114,11 @@ class BCOOFormat(AbstractOutputFormat):
     is the products themselves: data `where(occupied, flat, 0)` in color-major
     order, whose slots without a nonzero get an out-of-bounds index, which BCOO
     treats as padding (as `BCOO.fromdense(..., nse=...)` does). No gather is
-    needed. Otherwise the nonzeros are gathered in the pattern's order and split
-    into blocks.
+    needed. Where that would be mostly padding, the nonzeros are gathered in the
+    order of their slots (`by_slot`): product by product, so that products
+    computed by separate programs are read where they lie, without concatenating
+    them first. Otherwise the nonzeros are gathered in the pattern's order and
+    split into blocks.
     """
 
     nesting: Nesting = eqx.field(static=True)
@@ -118,6 +126,12 @@ class BCOOFormat(AbstractOutputFormat):
     occupied: Array | None
     selections: tuple[Array | None, ...]
     indices: tuple[Array, ...]
+    # `by_slot`: the slots of the nonzeros in increasing order, the same as offsets
+    # into their own products, and where each product's run of them ends.
+    by_slot: bool = eqx.field(static=True)
+    slots: Array | None
+    part_offsets: Array | None
+    part_ends: tuple[int, ...] = eqx.field(static=True)
 
     def __init__(
         self, pattern: SparsityPattern, nesting: Nesting, plan: DecompressionPlan
@@ -127,6 +141,30 @@ class BCOOFormat(AbstractOutputFormat):
         self.compressed = bool(
             nesting.single and plan.direct and padding <= _MAX_PADDING * pattern.nnz
         )
+        self.by_slot = bool(nesting.single and plan.direct and not self.compressed)
+        self.slots = self.part_offsets = None
+        self.part_ends = ()
+        if self.by_slot:
+            order = np.argsort(plan.index, kind="stable")
+            slots = plan.index[order]
+            starts = _part_starts(plan)
+            part = np.searchsorted(starts, slots, side="right") - 1
+            self.occupied = None
+            self.selections = (None,)
+            self.indices = (
+                _multi_index(
+                    pattern.rows[order],
+                    pattern.cols[order],
+                    nesting.out_shapes[0],
+                    nesting.in_shapes[0],
+                ),
+            )
+            bound = max(plan.num_slots, 1)
+            self.slots = _index(slots, bound)
+            self.part_offsets = _index(slots - starts[part], bound)
+            counts = np.bincount(part, minlength=len(starts))
+            self.part_ends = tuple(int(e) for e in np.cumsum(counts))
+            return
         if self.compressed:
             slot_rows, slot_cols, occupied = _slots(pattern, plan)
             self.occupied = jnp.asarray(occupied)
@@ -160,8 +198,27 @@ class BCOOFormat(AbstractOutputFormat):
         if self.compressed:
             assert self.occupied is not None
             return [jnp.where(self.occupied, flat, 0).astype(flat.dtype)]
+        if self.by_slot:
+            assert self.slots is not None
+            return [dec.gather(flat, self.slots)]
         values = dec.decompress(flat)
         return [values if s is None else values[s] for s in self.selections]
+
+    def assemble_parts(self, parts, dec):
+        if not self.by_slot:
+            return super().assemble_parts(parts, dec)
+        assert self.part_offsets is not None
+        pieces, start = [], 0
+        for part, end in zip(parts, self.part_ends, strict=True):
+            if end > start:
+                offsets = self.part_offsets[start:end]
+                pieces.append(
+                    part.reshape(-1).at[offsets].get(mode="promise_in_bounds")
+                )
+            start = end
+        if not pieces:
+            return [jnp.zeros(0, parts[0].dtype if parts else jnp.float32)]
+        return [pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces)]
 
     def finish(self, assembled):
         shapes = [
@@ -173,7 +230,7 @@ class BCOOFormat(AbstractOutputFormat):
             jsparse.BCOO.tree_unflatten(
                 {
                     "shape": shape,
-                    "indices_sorted": not self.compressed,
+                    "indices_sorted": not (self.compressed or self.by_slot),
                     "unique_indices": True,
                 },
                 (data, idx),
@@ -275,6 +332,20 @@ def make_format(
     if output_format == "dense":
         return DenseFormat(pattern, nesting, plan)
     return ScipyFormat(pattern, output_format.removeprefix("scipy_"))
+
+
+def _part_starts(plan: DecompressionPlan) -> np.ndarray:
+    """Where each product starts in the concatenation: `num_fwd` of length `m`, then
+    `num_rev` of length `n` (Hessians: `n`, as JVPs of the gradient)."""
+    m, n = plan.shape
+    fwd_len = m if plan.kind in ("fwd", "bidirectional") else n
+    lengths = [fwd_len] * plan.num_fwd + [n] * plan.num_rev
+    return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])[:-1]
+
+
+def _index(values: np.ndarray, bound: int) -> Array:
+    dtype = np.uint32 if bound < 2**32 else np.int64
+    return jnp.asarray(np.ascontiguousarray(values, dtype=dtype))
 
 
 def _slots(pattern: SparsityPattern, plan: DecompressionPlan):

@@ -233,7 +233,9 @@ def _concatenate(parts: list) -> Array:
 
 @eqx.filter_jit
 def _assemble(derivative: AbstractSparseDerivative, parts: list):
-    return derivative.format.assemble(_concatenate(parts), derivative.decompression)
+    fmt = derivative.format
+    products = [p for side in parts for p in side]
+    return type(fmt).assemble_parts(fmt, products, derivative.decompression)
 
 
 @eqx.filter_jit
