@@ -151,6 +151,49 @@ def test_cholesky_backends(rng):
 
 
 @pytest.mark.parametrize(
+    "name, matrix, uses_ldl",
+    [
+        (
+            "definite",
+            np.diag([4.0, 5, 6, 7]) - 0.5 * (np.eye(4, k=1) + np.eye(4, k=-1)),
+            True,
+        ),
+        (
+            "indefinite",
+            np.diag([4.0, -5, 6, -7]) + np.eye(4, k=1) + np.eye(4, k=-1),
+            True,
+        ),
+        (
+            "zero pivot",
+            np.diag([1.0, 2, 3], k=1) + np.diag([1.0, 2, 3], k=-1),
+            False,
+        ),
+        ("unstable pivot", np.kron(np.eye(2), [[1e-20, 1], [1, 1]]), False),
+    ],
+)
+def test_symmetric_values_try_ldl_then_lu(name, matrix, uses_ldl):
+    """An untagged matrix with symmetric values is tried as L D Lᵀ; a zero pivot or
+    a large backward error falls back to pivoted LU, and the answer is right."""
+    from asdex.lineax._ldl import CheckedLDLFactor
+
+    operator = SparseMatrixOperator.from_dense(matrix)
+    b = jnp.asarray([1.0, 2.0, 3.0, 4.0])
+    factor_cache.clear()
+    for solver in (SparseLU(), SparseLinearSolver()):
+        x = lx.linear_solve(operator, b, solver).value
+        np.testing.assert_allclose(matrix @ x, b, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(x, np.linalg.solve(matrix, b), rtol=1e-10)
+        (entry,) = factor_cache._entries
+        assert isinstance(entry.factor, CheckedLDLFactor), name
+        assert entry.factor.uses_ldl == uses_ldl, name
+    # The transposed solve (reverse mode) reuses the factor.
+    grad = jax.grad(lambda b: jnp.sum(lx.linear_solve(operator, b, SparseLU()).value))(
+        b
+    )
+    np.testing.assert_allclose(grad, np.linalg.solve(matrix.T, np.ones(4)), rtol=1e-10)
+
+
+@pytest.mark.parametrize(
     "solver, kind", [(SparseLU(), "general"), (SparseNormalEquations(), "tall")]
 )
 def test_solver_transpose_state(rng, solver, kind):

@@ -39,3 +39,44 @@ class LDLFactor:
         for j in range(b.shape[1]):
             out[:, j] = self._solver.solve(np.ascontiguousarray(b[:, j]))
         return out
+
+
+class CheckedLDLFactor:
+    """A symmetric matrix of unknown definiteness: `L D Lᵀ` first, LU if needed.
+
+    A Jacobian handed over without tags (as Optimistix's root finders do) may be
+    symmetric, as discretised Laplacians are, without being known to be definite.
+    `L D Lᵀ` without pivoting is then tried first, and each solve is checked by its
+    backward error `‖b − A x‖∞ ≤ 1000 ε (‖A‖∞ ‖x‖∞ + ‖b‖∞)`. A zero pivot or a
+    failed check switches to the partially pivoted LU from `make_lu` for good, so
+    an unstable `L D Lᵀ` costs time, never accuracy.
+    """
+
+    def __init__(self, a: sp.sparray, make_lu):
+        self._a = sp.csr_array(a)
+        self._make_lu = make_lu
+        self._lu = None
+        self._ldl = None
+        try:
+            self._ldl = LDLFactor(a)
+        except RuntimeError:  # a zero pivot: not quasi-definite
+            self._lu = make_lu()
+        self._norm = float(abs(self._a).sum(axis=1).max(initial=0.0))
+        self._tol = 1000 * float(np.finfo(self._a.dtype).eps)
+        self.shape = a.shape
+
+    @property
+    def uses_ldl(self) -> bool:
+        return self._lu is None
+
+    def solve(self, b: np.ndarray, trans: str = "N") -> np.ndarray:
+        if self._lu is None:
+            assert self._ldl is not None
+            x = self._ldl.solve(b)
+            residual = np.max(np.abs(b - self._a @ x), initial=0.0)
+            scale = self._norm * np.max(np.abs(x), initial=0.0)
+            scale += np.max(np.abs(b), initial=0.0)
+            if np.isfinite(residual) and residual <= self._tol * scale:
+                return x
+            self._lu = self._make_lu()
+        return self._lu.solve(b, trans)

@@ -32,12 +32,13 @@ import scipy.sparse.linalg as spla
 from jaxtyping import Array, Inexact, Int
 
 from .._pattern import SparsityPattern
-from ._ldl import LDLFactor
+from ._ldl import CheckedLDLFactor, LDLFactor
 from ._pattern_data import pattern_data
 
 # What to factorise, given the values of a matrix A stored on its pattern:
 # - "lu": A itself, by SuperLU with partial pivoting; columns ordered by minimum
-#   degree on A + Aᵀ when A's pattern is symmetric, else by COLAMD.
+#   degree on A + Aᵀ when A's pattern is symmetric, else by COLAMD. A real A whose
+#   values are symmetric is first tried as L D Lᵀ, checked by the residual.
 # - "symmetric": A itself, known symmetric (definite for stability); real
 #   matrices by QDLDL's LDLᵀ (see `_ldl.py`), complex ones by SuperLU in
 #   symmetric mode (minimum degree on A + Aᵀ, diagonal pivots).
@@ -149,8 +150,18 @@ def _factorise(kind: Kind, pattern: SparsityPattern, values: np.ndarray):
         # A + Aᵀ leaves far less fill than COLAMD: 0.57x the nonzeros in L + U
         # and 0.7-0.8x the time on the 64² and 256² Bratu Jacobians. Partial
         # pivoting is kept either way, so only the fill changes.
-        symmetric = pattern_data(pattern).is_symmetric_pattern
-        return spla.splu(at, permc_spec="MMD_AT_PLUS_A" if symmetric else "COLAMD")
+        data = pattern_data(pattern)
+        symmetric = data.is_symmetric_pattern
+        spec = "MMD_AT_PLUS_A" if symmetric else "COLAMD"
+        if (
+            symmetric
+            and np.isrealobj(values)
+            and np.array_equal(values, values[data.transpose_perm])
+        ):
+            # Symmetric values (A = Aᵀ = `at`), definiteness unknown: try the
+            # cheaper L D Lᵀ, checked solve by solve (see `CheckedLDLFactor`).
+            return CheckedLDLFactor(at, lambda: spla.splu(at, permc_spec=spec))
+        return spla.splu(at, permc_spec=spec)
     if kind == "symmetric":
         m, n = pattern.shape
         a = sp.csc_array(
