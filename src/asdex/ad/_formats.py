@@ -29,7 +29,7 @@ from jax.experimental import sparse as jsparse
 from jaxtyping import Array
 
 from .._pattern import SparsityPattern
-from ._compressed import Decompression, DecompressionPlan
+from ._compressed import Decompression, DecompressionPlan, _index_array
 
 OUTPUT_FORMATS = ("bcoo", "dense", "scipy_csr", "scipy_csc", "scipy_coo")
 
@@ -160,8 +160,8 @@ class BCOOFormat(AbstractOutputFormat):
                 ),
             )
             bound = max(plan.num_slots, 1)
-            self.slots = _index(slots, bound)
-            self.part_offsets = _index(slots - starts[part], bound)
+            self.slots = _index_array(slots, bound)
+            self.part_offsets = _index_array(slots - starts[part], bound)
             counts = np.bincount(part, minlength=len(starts))
             self.part_ends = tuple(int(e) for e in np.cumsum(counts))
             return
@@ -216,8 +216,8 @@ class BCOOFormat(AbstractOutputFormat):
                     part.reshape(-1).at[offsets].get(mode="promise_in_bounds")
                 )
             start = end
-        if not pieces:
-            return [jnp.zeros(0, parts[0].dtype if parts else jnp.float32)]
+        if not pieces:  # no nonzeros at all
+            return [jnp.zeros(0, parts[0].dtype)]
         return [pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces)]
 
     def finish(self, assembled):
@@ -341,11 +341,6 @@ def _part_starts(plan: DecompressionPlan) -> np.ndarray:
     fwd_len = m if plan.kind in ("fwd", "bidirectional") else n
     lengths = [fwd_len] * plan.num_fwd + [n] * plan.num_rev
     return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])[:-1]
-
-
-def _index(values: np.ndarray, bound: int) -> Array:
-    dtype = np.uint32 if bound < 2**32 else np.int64
-    return jnp.asarray(np.ascontiguousarray(values, dtype=dtype))
 
 
 def _slots(pattern: SparsityPattern, plan: DecompressionPlan):
