@@ -14,8 +14,13 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._colored import ColoredPattern
-from ._compressed import Decompression
-from ._formats import AbstractOutputFormat
+from ._compressed import Decompression, DecompressionPlan
+from ._formats import (
+    AbstractOutputFormat,
+    Nesting,
+    check_output_format,
+    make_format,
+)
 from ._layout import Layout
 
 
@@ -98,6 +103,29 @@ class AbstractSparseDerivative(eqx.Module):
     @abc.abstractmethod
     def product(self, lin, primals: list, side: str, k) -> Array:
         """The `k`-th product of `side`, flat, from the linear map `lin`."""
+
+    def _set_fields(
+        self,
+        fn: Callable,
+        coloring: ColoredPattern,
+        layout: Layout,
+        nesting: Nesting,
+        output_format: str,
+        chunk_size: int | None,
+        with_value: bool,
+    ) -> None:
+        """Fill the fields shared by every sparse derivative (from `__init__`, after
+        the subclass has checked the coloring against the layout)."""
+        caller = layout.caller
+        self.fn_dynamic, self.fn_static = eqx.partition(fn, eqx.is_array)
+        self.coloring = coloring
+        self.output_format = check_output_format(output_format, caller)
+        self.chunk_size = check_chunk_size(chunk_size, caller)
+        self.with_value = with_value
+        self.layout = layout
+        plan = DecompressionPlan.of(coloring)
+        self.decompression = Decompression(plan)
+        self.format = make_format(output_format, coloring.pattern, nesting, plan)
 
     def __call__(self, *args, **kwargs):
         layout = self.layout
@@ -241,3 +269,18 @@ def _assemble(derivative: AbstractSparseDerivative, parts: list):
 @eqx.filter_jit
 def _decompress(derivative: AbstractSparseDerivative, parts: list):
     return derivative.decompression.decompress(_concatenate(parts))
+
+
+def check_chunk_size(chunk_size, caller: str) -> int | None:
+    if chunk_size is None:
+        return None
+    if (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, int)
+        or chunk_size < 1
+    ):
+        raise ValueError(
+            f"`{caller}(chunk_size={chunk_size!r})` must be a positive integer (the "
+            "number of products evaluated at once), or None for all at once."
+        )
+    return int(chunk_size)

@@ -11,15 +11,13 @@ import jax.tree_util as jtu
 from .._colored import ColoredPattern
 from ._compressed import (
     Decompression,
-    DecompressionPlan,
     hessian_linearization,
     hessian_product,
     hessian_products,
 )
-from ._formats import AbstractOutputFormat, Nesting, check_output_format, make_format
+from ._formats import AbstractOutputFormat, Nesting
 from ._layout import Layout
 from ._sparse_derivative import AbstractSparseDerivative
-from ._sparse_jacobian import check_chunk_size
 
 
 class SparseHessian(AbstractSparseDerivative):
@@ -81,18 +79,12 @@ class SparseHessian(AbstractSparseDerivative):
                 f"has {layout.n} differentiated inputs, so an {layout.n}×{layout.n} "
                 "Hessian."
             )
-        self.fn_dynamic, self.fn_static = eqx.partition(fn, eqx.is_array)
-        self.coloring = coloring
-        self.output_format = check_output_format(output_format, caller)
-        self.chunk_size = check_chunk_size(chunk_size, caller)
-        self.with_value = with_value
-        self.layout = layout
-        plan = DecompressionPlan.of(coloring)
-        self.decompression = Decompression(plan)
         nesting = Nesting(
             layout.in_tree, layout.in_shapes, layout.in_tree, layout.in_shapes
         )
-        self.format = make_format(output_format, coloring.pattern, nesting, plan)
+        self._set_fields(
+            fn, coloring, layout, nesting, output_format, chunk_size, with_value
+        )
 
     def products(self, g, primals):
         flat, value, aux = hessian_products(

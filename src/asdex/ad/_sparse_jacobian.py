@@ -10,12 +10,11 @@ import equinox as eqx
 from .._colored import ColoredPattern
 from ._compressed import (
     Decompression,
-    DecompressionPlan,
     jacobian_linearization,
     jacobian_product,
     jacobian_products,
 )
-from ._formats import AbstractOutputFormat, Nesting, check_output_format, make_format
+from ._formats import AbstractOutputFormat, Nesting
 from ._layout import Layout
 from ._sparse_derivative import AbstractSparseDerivative
 
@@ -88,18 +87,12 @@ class SparseJacobian(AbstractSparseDerivative):
                 f"has a {layout.m}×{layout.n} Jacobian ({layout.m} outputs, "
                 f"{layout.n} differentiated inputs)."
             )
-        self.fn_dynamic, self.fn_static = eqx.partition(fn, eqx.is_array)
-        self.coloring = coloring
-        self.output_format = check_output_format(output_format, caller)
-        self.chunk_size = check_chunk_size(chunk_size, caller)
-        self.with_value = with_value
-        self.layout = layout
-        plan = DecompressionPlan.of(coloring)
-        self.decompression = Decompression(plan)
         nesting = Nesting(
             layout.out_tree, layout.out_shapes, layout.in_tree, layout.in_shapes
         )
-        self.format = make_format(output_format, coloring.pattern, nesting, plan)
+        self._set_fields(
+            fn, coloring, layout, nesting, output_format, chunk_size, with_value
+        )
 
     def products(self, g, primals):
         return jacobian_products(
@@ -115,18 +108,3 @@ class SparseJacobian(AbstractSparseDerivative):
 
     def product(self, lin, primals, side, k):
         return jacobian_product(lin, primals, self.layout, self.decompression, side, k)
-
-
-def check_chunk_size(chunk_size, caller: str) -> int | None:
-    if chunk_size is None:
-        return None
-    if (
-        isinstance(chunk_size, bool)
-        or not isinstance(chunk_size, int)
-        or chunk_size < 1
-    ):
-        raise ValueError(
-            f"`{caller}(chunk_size={chunk_size!r})` must be a positive integer (the "
-            "number of products evaluated at once), or None for all at once."
-        )
-    return int(chunk_size)

@@ -289,6 +289,20 @@ def _check_symmetric_tags(tags, coloring: ColoredPattern, caller: str) -> None:
         )
 
 
+def _matrix(
+    values: Array, comp: Compression, in_structure, out_structure, tags
+) -> SparseMatrixOperator:
+    """The operators' values on their coloring's pattern, with its index arrays."""
+    return SparseMatrixOperator(
+        values,
+        comp.coloring.pattern,
+        in_structure,
+        out_structure,
+        tags,
+        indices=comp.indices,
+    )
+
+
 def _from_fields(cls, **fields):
     # Build an operator around already computed values (for the solvers and
     # `asdex.SparseFunction`), skipping the differentiation in `__init__`.
@@ -381,13 +395,8 @@ class SparseJacobianOperator(lx.AbstractLinearOperator):
         _check_symmetric_tags(tags, coloring, caller)
         comp = compression(coloring)
         out, _, values = _jacobian_values(fn, y, args, comp, chunk_size=chunk_size)
-        self.matrix = SparseMatrixOperator(
-            values,
-            coloring.pattern,
-            jax.eval_shape(lambda: y),
-            jax.eval_shape(lambda: out),
-            tags,
-            indices=comp.indices,
+        self.matrix = _matrix(
+            values, comp, jax.eval_shape(lambda: y), jax.eval_shape(lambda: out), tags
         )
         self.coloring = coloring
 
@@ -400,14 +409,7 @@ class SparseJacobianOperator(lx.AbstractLinearOperator):
         out_structure,
         tags: frozenset[object] = frozenset(),
     ) -> SparseJacobianOperator:
-        matrix = SparseMatrixOperator(
-            values,
-            comp.coloring.pattern,
-            in_structure,
-            out_structure,
-            tags,
-            indices=comp.indices,
-        )
+        matrix = _matrix(values, comp, in_structure, out_structure, tags)
         return _from_fields(cls, matrix=matrix, coloring=comp.coloring)
 
     @property
@@ -518,13 +520,8 @@ class SparseHessianOperator(lx.AbstractLinearOperator):
         comp = compression(coloring)
         _, _, _, values = _hessian_values(fn, y, args, comp, chunk_size=chunk_size)
         structure = jax.eval_shape(lambda: y)
-        self.matrix = SparseMatrixOperator(
-            values,
-            coloring.pattern,
-            structure,
-            structure,
-            _tags(tags) | {lx.symmetric_tag},
-            indices=comp.indices,
+        self.matrix = _matrix(
+            values, comp, structure, structure, _tags(tags) | {lx.symmetric_tag}
         )
         self.coloring = coloring
 
@@ -536,14 +533,7 @@ class SparseHessianOperator(lx.AbstractLinearOperator):
         structure,
         tags: frozenset[object] = frozenset(),
     ) -> SparseHessianOperator:
-        matrix = SparseMatrixOperator(
-            values,
-            comp.coloring.pattern,
-            structure,
-            structure,
-            tags | {lx.symmetric_tag},
-            indices=comp.indices,
-        )
+        matrix = _matrix(values, comp, structure, structure, tags | {lx.symmetric_tag})
         return _from_fields(cls, matrix=matrix, coloring=comp.coloring)
 
     @property

@@ -33,8 +33,8 @@ from ._misc import (
     DEFAULT_LINEAR_SOLVER,
     as_compression,
     cauchy_termination,
+    finish_step,
     hessian_compression,
-    tree_where,
     tree_zeros_like,
 )
 
@@ -270,32 +270,9 @@ class AbstractSparseNewtonMinimiser(optx.AbstractMinimiser):
             terminate = terminate & jnp.invert(state.first_step)
             return state.y_eval, f_eval_info, aux_eval, descent_state, terminate
 
-        def rejected(descent_state):
-            return y, state.f_info, state.aux, descent_state, jnp.array(False)
-
-        y, f_info, aux, descent_state, terminate = jax.lax.cond(
-            accept, accepted, rejected, state.descent_state
+        return finish_step(
+            self, state, y, accept, accepted, step_size, search_state, search_result
         )
-        y_descent, descent_result = self.descent.step(step_size, descent_state)
-        y_eval = jtu.tree_map(lambda a, b: a + b, y, y_descent)
-        result = optx.RESULTS.where(
-            search_result == optx.RESULTS.successful, descent_result, search_result
-        )
-        prev_aux = tree_where(state.first_step, aux, state.aux)
-        new_state = _SparseNewtonMinimiserState(
-            first_step=jnp.array(False),
-            y_eval=y_eval,
-            search_state=search_state,
-            compression=state.compression,
-            f_info=f_info,
-            aux=aux,
-            descent_state=descent_state,
-            terminate=terminate,
-            result=result,
-            num_steps=state.num_steps + 1,
-            num_accepted_steps=state.num_accepted_steps + jnp.where(accept, 1, 0),
-        )
-        return y, new_state, prev_aux
 
     def terminate(self, fn, y, args, options, state, tags):
         return state.terminate, state.result

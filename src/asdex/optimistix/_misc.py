@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import lineax as lx
+import optimistix as optx
 from jaxtyping import Array, Bool, PyTree, Scalar
 
 from .._colored import ColoredPattern
@@ -133,3 +134,42 @@ def hessian_compression(
         return compression(ColoredPattern(color_hessian(pattern)))
     check_coloring(given.coloring, _HESSIAN_MODES, (n, n), caller)
     return given
+
+
+def finish_step(
+    solver, state, y, accept, accepted: Callable, step_size, search_state, search_result
+):
+    """The end of a search-and-descend step, shared by the sparse solvers.
+
+    As in Optimistix's own least-squares and minimisation solvers: `accepted` (the
+    step's update when the search accepts `state.y_eval`) or keep `y`; then take
+    the descent step from there. `state` is any of the solvers' states, which
+    share their fields. Returns `(y, new_state, aux)` for `step`.
+    """
+
+    def rejected(descent_state):
+        return y, state.f_info, state.aux, descent_state, jnp.array(False)
+
+    y, f_info, aux, descent_state, terminate = jax.lax.cond(
+        accept, accepted, rejected, state.descent_state
+    )
+    y_descent, descent_result = solver.descent.step(step_size, descent_state)
+    y_eval = jtu.tree_map(lambda a, b: a + b, y, y_descent)
+    result = optx.RESULTS.where(
+        search_result == optx.RESULTS.successful, descent_result, search_result
+    )
+    prev_aux = tree_where(state.first_step, aux, state.aux)
+    new_state = type(state)(
+        first_step=jnp.array(False),
+        y_eval=y_eval,
+        search_state=search_state,
+        compression=state.compression,
+        f_info=f_info,
+        aux=aux,
+        descent_state=descent_state,
+        terminate=terminate,
+        result=result,
+        num_steps=state.num_steps + 1,
+        num_accepted_steps=state.num_accepted_steps + jnp.where(accept, 1, 0),
+    )
+    return y, new_state, prev_aux
