@@ -22,6 +22,7 @@ from ._formats import (
     make_format,
 )
 from ._layout import Layout
+from ._programs import run
 
 
 class AbstractSparseDerivative(eqx.Module):
@@ -132,9 +133,9 @@ class AbstractSparseDerivative(eqx.Module):
         leaves = layout.check_call(args, kwargs)
         if dispatch_per_product(self, leaves):
             parts, value, aux = _products_one_by_one(self, leaves)
-            assembled = _assemble(self, parts)
+            assembled = run(_assemble, self, parts)
         else:
-            assembled, value, aux = _evaluate(self, leaves)
+            assembled, value, aux = run(_evaluate, self, leaves)
         fmt = self.format
         # `type(fmt).finish` spares equinox's bound-method wrapper on every call.
         derivative = type(fmt).finish(fmt, assembled)
@@ -161,8 +162,8 @@ class AbstractSparseDerivative(eqx.Module):
         leaves = self.layout.check_call(args, kwargs)
         if dispatch_per_product(self, leaves):
             parts = _products_one_by_one(self, leaves)[0]
-            return _decompress(self, parts)
-        return _evaluate_nonzeros(self, leaves)
+            return run(_decompress, self, parts)
+        return run(_evaluate_nonzeros, self, leaves)
 
     def __repr__(self) -> str:
         return repr(self.coloring)
@@ -173,7 +174,6 @@ class AbstractSparseDerivative(eqx.Module):
         return id(self)
 
 
-@eqx.filter_jit
 def _evaluate(derivative: AbstractSparseDerivative, leaves: list):
     primals, others = derivative.layout.split_leaves(leaves)
     g = derivative.layout.function_of_primals(derivative.fn, others)
@@ -181,7 +181,6 @@ def _evaluate(derivative: AbstractSparseDerivative, leaves: list):
     return derivative.format.assemble(flat, derivative.decompression), value, aux
 
 
-@eqx.filter_jit
 def _evaluate_nonzeros(derivative: AbstractSparseDerivative, leaves: list):
     primals, others = derivative.layout.split_leaves(leaves)
     g = derivative.layout.function_of_primals(derivative.fn, others)
@@ -234,22 +233,23 @@ def dispatch_per_product(derivative: AbstractSparseDerivative, leaves: list) -> 
 def _products_one_by_one(derivative: AbstractSparseDerivative, leaves: list):
     """`(parts, value, aux)`: `f` linearized by one program, then each side's
     products, each by a program of its own that gets the residuals as arguments."""
-    lin, value, aux = _linearize(derivative, leaves)
+    lin, value, aux = run(_linearize, derivative, leaves)
     parts = [
-        [_product(derivative, lin, leaves, side, np.int32(k)) for k in range(count)]
+        [
+            run(_product, derivative, lin, leaves, side, np.int32(k))
+            for k in range(count)
+        ]
         for side, count in type(derivative).sides(derivative)
     ]
     return parts, value, aux
 
 
-@eqx.filter_jit
 def _linearize(derivative, leaves):
     primals, others = derivative.layout.split_leaves(leaves)
     g = derivative.layout.function_of_primals(derivative.fn, others)
     return derivative.linearize(g, primals)
 
 
-@eqx.filter_jit
 def _product(derivative, lin, leaves, side: str, k):
     primals = derivative.layout.split_leaves(leaves)[0]
     return derivative.product(lin, primals, side, k)
@@ -259,14 +259,12 @@ def _concatenate(parts: list) -> Array:
     return jnp.concatenate([p.reshape(-1) for products in parts for p in products])
 
 
-@eqx.filter_jit
 def _assemble(derivative: AbstractSparseDerivative, parts: list):
     fmt = derivative.format
     products = [p for side in parts for p in side]
     return type(fmt).assemble_parts(fmt, products, derivative.decompression)
 
 
-@eqx.filter_jit
 def _decompress(derivative: AbstractSparseDerivative, parts: list):
     return derivative.decompression.decompress(_concatenate(parts))
 
