@@ -5,9 +5,10 @@ gather, a scatter and prefix sums of 2-D blocks. On GPU that is the right thing.
 On CPU the same sweep is a plain loop over the unknowns, and XLA spends about a
 second compiling the dozens of blocks of a 2-D stencil's plan (0.48 s for the
 prefix sums alone of the 512² Bratu plan, 38 blocks; more with the rest), longer
-than all the other work of a first call. So on CPU the sweep runs in numba
-instead, called through `jax.pure_callback`, with the same arithmetic in the same
-order.
+than all the other work of a first call. So on CPU the sweep of a plan with
+several blocks runs in numba instead, called through `jax.pure_callback`, with
+the same sums (XLA associates them tile by tile). A plan of a few blocks stays
+in XLA (see `_HOST_FROM_BLOCKS` in `_compressed.py`).
 
 The sweep is linear in the compressed products, so it is written as a linear
 solve, `jax.lax.custom_linear_solve(A, b)`: `b` gathers each unknown's equation

@@ -369,7 +369,11 @@ def build_plan(graph: AdjacencyGraph, colors: np.ndarray, ncolors: int, nnz: int
     )
 
 
-_TILE = 64
+# Tile width of the prefix sums below. Each element costs `2 * _TILE` flops, and
+# the recursion `log(width) / log(_TILE)` levels: on CPU, 16 runs the (2, 2¹⁹)
+# block of a chained Rosenbrock plan in 0.52 ms against 0.84 ms with 64, and
+# (129, 512) in 0.07 against 0.13 ms, compiling as fast.
+_TILE = 16
 
 
 def _row_prefix_numpy(x):
