@@ -47,7 +47,7 @@ from jaxtyping import Array
 
 from .._colored import ColoredPattern
 from ._host_substitution import HostPlan, solve_on_host
-from ._layout import Layout
+from ._layout import Layout, ravel_stacked
 
 
 def _index_array(values: np.ndarray, bound: int) -> jax.Array:
@@ -282,16 +282,22 @@ _UNROLL = 4
 
 
 def _products(fn: Callable, count: int, chunk_size: int | None) -> Array:
-    """`stack([fn(k) for k in range(count)])`, vectorised, `chunk_size` at a time."""
+    """`(count, size)`: the products `fn(k)` for `k < count`, each flattened, by
+    rows; vectorised, `chunk_size` at a time.
+
+    `fn(k)` returns a list of arrays, the product's leaves in their own shapes: they
+    are stacked as they are and flattened afterwards (see `ravel_stacked`).
+    """
     ks = jnp.arange(count, dtype=jnp.int32)
     if chunk_size is not None and chunk_size < count:
-        return jax.lax.map(fn, ks, batch_size=chunk_size)
+        return ravel_stacked(jax.lax.map(fn, ks, batch_size=chunk_size))
 
     def batched():
         return jax.vmap(fn)(ks)
 
     def unrolled():
-        return jnp.stack([fn(k) for k in range(count)])
+        products = [fn(k) for k in range(count)]
+        return [jnp.stack(leaves) for leaves in zip(*products, strict=True)]
 
     def sequential():
         return jax.lax.map(fn, ks)
@@ -303,7 +309,7 @@ def _products(fn: Callable, count: int, chunk_size: int | None) -> Array:
     # batched against ~38 t_f one after the other. So on CPU a few products are
     # unrolled and more run in a loop; GPUs run the batched products well.
     cpu = unrolled if count <= _UNROLL else sequential
-    return jax.lax.platform_dependent(cpu=cpu, default=batched)
+    return ravel_stacked(jax.lax.platform_dependent(cpu=cpu, default=batched))
 
 
 def _seed(colors: Array, k, dtype) -> Array:
@@ -332,19 +338,20 @@ def jacobian_linearization(g: Callable, primals: list, dec: Decompression):
 
 def jacobian_product(
     lin, primals: list, layout: Layout, dec: Decompression, side: str, k
-) -> Array:
-    """The `k`-th JVP (`side="fwd"`) or VJP (`"rev"`), flat, from the linearization."""
+) -> list[Array]:
+    """The `k`-th JVP (`side="fwd"`) or VJP (`"rev"`) from the linearization, as
+    its leaves in their own shapes (flattened in this order, it is one row of `B`)."""
     dtype = layout.jacobian_dtype()
     if side == "fwd":
         assert dec.col_colors is not None
         tangents = layout.unravel_inputs(_seed(dec.col_colors, k, dtype))
-        return layout.ravel_outputs(lin(*tangents), dtype)
+        return layout.output_parts(lin(*tangents), dtype)
     assert dec.row_colors is not None
     # A bidirectional coloring's VJPs transpose its JVP map, so that `g` is still
     # evaluated once.
     vjp = lin if dec.kind == "rev" else jax.linear_transpose(lin, *primals)
     cotangent = layout.unravel_outputs(_seed(dec.row_colors, k, dtype))
-    return layout.ravel_inputs(vjp(cotangent), dtype)
+    return layout.input_parts(vjp(cotangent), dtype)
 
 
 def jacobian_products(
@@ -383,12 +390,12 @@ def hessian_linearization(g: Callable, primals: list):
     return lin, value, aux
 
 
-def hessian_product(lin, layout: Layout, dec: Decompression, k) -> Array:
-    """The `k`-th HVP, flat, from the linearization."""
+def hessian_product(lin, layout: Layout, dec: Decompression, k) -> list[Array]:
+    """The `k`-th HVP from the linearization, as its leaves in their own shapes."""
     dtype = layout.hessian_dtype()
     assert dec.col_colors is not None
     tangents = layout.unravel_inputs(_seed(dec.col_colors, k, dtype))
-    return layout.ravel_inputs(lin(*tangents), dtype)
+    return layout.input_parts(lin(*tangents), dtype)
 
 
 def hessian_products(

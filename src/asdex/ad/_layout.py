@@ -11,6 +11,7 @@ in the order given, each leaf row-major).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -283,12 +284,20 @@ class Layout:
 
     def ravel_outputs(self, out, dtype) -> jax.Array:
         """The flat `(m,)` vector of an output pytree (tangents: zeros for float0)."""
-        leaves = jtu.tree_leaves(out)
-        return _ravel(leaves, self.out_avals, dtype)
+        return ravel_parts(self.output_parts(out, dtype))
 
     def ravel_inputs(self, leaves, dtype) -> jax.Array:
         """The flat `(n,)` vector of per-primal leaves (cotangents, HVPs)."""
-        return _ravel(list(leaves), self.in_avals, dtype)
+        return ravel_parts(self.input_parts(leaves, dtype))
+
+    def output_parts(self, out, dtype) -> list[jax.Array]:
+        """The leaves of an output pytree in their own shapes, as `dtype` (zeros for
+        float0 and integer outputs): `ravel_outputs` before the flattening."""
+        return _parts(jtu.tree_leaves(out), self.out_avals, dtype)
+
+    def input_parts(self, leaves, dtype) -> list[jax.Array]:
+        """Per-primal leaves in their own shapes, as `dtype` (see `output_parts`)."""
+        return _parts(list(leaves), self.in_avals, dtype)
 
     def unravel_inputs(self, vector: jax.Array) -> list:
         """Per-primal tangents from a flat `(n,)` vector, in each leaf's dtype."""
@@ -312,18 +321,36 @@ def _leaf_name(path) -> str:
     return f"{name}{' (leaf ' + rest + ')' if rest else ''}"
 
 
-def _ravel(leaves, avals, dtype) -> jax.Array:
+def _parts(leaves, avals, dtype) -> list[jax.Array]:
     parts = []
     for leaf, aval in zip(leaves, avals, strict=True):
         if leaf.dtype == jax.dtypes.float0 or not jnp.issubdtype(
             aval.dtype, jnp.inexact
         ):
-            parts.append(jnp.zeros(_size(aval.shape), dtype))
+            parts.append(jnp.zeros(aval.shape, dtype))
         else:
-            parts.append(jnp.ravel(leaf).astype(dtype))
-    if not parts:
-        return jnp.zeros(0, dtype)
-    return parts[0] if len(parts) == 1 else jnp.concatenate(parts)
+            parts.append(jnp.asarray(leaf).astype(dtype))
+    return parts or [jnp.zeros(0, dtype)]
+
+
+def ravel_parts(parts: list[jax.Array]) -> jax.Array:
+    """One flat vector from arrays of any shapes (see `_layout.ravel_stacked`)."""
+    flat = [jnp.ravel(p) for p in parts]
+    return flat[0] if len(flat) == 1 else jnp.concatenate(flat)
+
+
+def ravel_stacked(parts: list[jax.Array]) -> jax.Array:
+    """`(c, size)` from arrays of shapes `(c, ...)`: stacked products, flattened.
+
+    Products are stacked in their own shapes and flattened only afterwards. XLA's
+    CPU compiler fuses a 2-D stencil product that is raveled on its own into the
+    1-D concatenation that stacks it, and then recomputes it element by element
+    with index arithmetic: four HVPs of the 512 × 512 Bratu energy take 2.6 ms so,
+    and 0.5 ms stacked first.
+    """
+    c = parts[0].shape[0]
+    flat = [p.reshape(c, math.prod(p.shape[1:])) for p in parts]
+    return flat[0] if len(flat) == 1 else jnp.concatenate(flat, axis=1)
 
 
 def _unravel(vector, avals) -> list:

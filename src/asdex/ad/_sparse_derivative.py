@@ -21,7 +21,7 @@ from ._formats import (
     check_output_format,
     make_format,
 )
-from ._layout import Layout
+from ._layout import Layout, ravel_parts
 from ._programs import run
 
 
@@ -102,8 +102,9 @@ class AbstractSparseDerivative(eqx.Module):
         PyTree whose leaves are the residuals."""
 
     @abc.abstractmethod
-    def product(self, lin, primals: list, side: str, k) -> Array:
-        """The `k`-th product of `side`, flat, from the linear map `lin`."""
+    def product(self, lin, primals: list, side: str, k) -> list[Array]:
+        """The `k`-th product of `side` from the linear map `lin`, as its leaves in
+        their own shapes (flattened in this order, one row of the products)."""
 
     def _set_fields(
         self,
@@ -251,17 +252,19 @@ def _linearize(derivative, leaves):
 
 
 def _product(derivative, lin, leaves, side: str, k):
+    # The product's leaves in their own shapes: flattened by the program that
+    # reads them, where that is free (see `ravel_stacked`).
     primals = derivative.layout.split_leaves(leaves)[0]
     return derivative.product(lin, primals, side, k)
 
 
 def _concatenate(parts: list) -> Array:
-    return jnp.concatenate([p.reshape(-1) for products in parts for p in products])
+    return jnp.concatenate([ravel_parts(p) for products in parts for p in products])
 
 
 def _assemble(derivative: AbstractSparseDerivative, parts: list):
     fmt = derivative.format
-    products = [p for side in parts for p in side]
+    products = [ravel_parts(p) for side in parts for p in side]
     return type(fmt).assemble_parts(fmt, products, derivative.decompression)
 
 

@@ -36,8 +36,8 @@ from ._pattern_data import pattern_data
 from ._sparsify import sparsify
 from ._structure import (
     FlatStructure,
+    checked_leaves,
     flatten_structure,
-    ravel,
     structure_dtype,
     structure_size,
     unravel,
@@ -140,7 +140,8 @@ def _compressed_products(
 
     def product(k):
         seed = unravel(_seed(colors, k, dtype), flat_in)
-        return ravel(linear(seed), flat_out, dtype)
+        leaves = checked_leaves(linear(seed), flat_out)
+        return [leaf.astype(dtype) for leaf in leaves] or [jnp.zeros(0, dtype)]
 
     return _products(product, count, chunk_size)
 

@@ -65,6 +65,17 @@ def structure_dtype(flat: FlatStructure):
 
 def ravel(tree: PyTree[Array], flat: FlatStructure, dtype=None) -> Shaped[Array, " n"]:
     """Concatenate the leaves of `tree` (laid out as `flat`) into one vector."""
+    leaves = checked_leaves(tree, flat)
+    if dtype is None:
+        with jax.numpy_dtype_promotion("standard"):
+            dtype = jnp.result_type(*leaves) if leaves else structure_dtype(flat)
+    if not leaves:
+        return jnp.zeros((0,), dtype)
+    return jnp.concatenate([jnp.ravel(leaf).astype(dtype) for leaf in leaves])
+
+
+def checked_leaves(tree: PyTree[Array], flat: FlatStructure) -> list[Array]:
+    """The leaves of `tree`, after checking that it is laid out as `flat`."""
     leaves = jtu.tree_leaves(tree)
     struct_leaves, treedef = flat
     if jtu.tree_structure(tree) != treedef or len(leaves) != len(struct_leaves):
@@ -78,12 +89,7 @@ def ravel(tree: PyTree[Array], flat: FlatStructure, dtype=None) -> Shaped[Array,
                 f"The vector has a leaf of shape {jnp.shape(leaf)} where the operator "
                 f"expects shape {tuple(struct.shape)}."
             )
-    if dtype is None:
-        with jax.numpy_dtype_promotion("standard"):
-            dtype = jnp.result_type(*leaves) if leaves else structure_dtype(flat)
-    if not leaves:
-        return jnp.zeros((0,), dtype)
-    return jnp.concatenate([jnp.ravel(leaf).astype(dtype) for leaf in leaves])
+    return leaves
 
 
 def unravel(vector: Shaped[Array, " n"], flat: FlatStructure) -> PyTree[Array]:
