@@ -30,20 +30,24 @@ from ..coloring import SubstitutionPlan
 
 @numba.njit(cache=True)
 def _forward(b, sign, sub_ptr, sub_target, sub_source, block_ptr, blocks):
-    """Solve `A x = b` level by level (see `SubstitutionPlan`)."""
-    r = b.copy()
-    x = np.zeros_like(b)
+    """Solve `A x = b` level by level (see `SubstitutionPlan`).
+
+    In place on a copy of `b`: each unknown's right-hand side is read once, just
+    before its solution overwrites it, and the light children subtracted from it
+    lie in earlier levels, already solved.
+    """
+    x = b.copy()
     for k in range(sub_ptr.shape[0] - 1):
         for q in range(sub_ptr[k], sub_ptr[k + 1]):
-            r[sub_target[q]] -= x[sub_source[q]]
+            x[sub_target[q]] -= x[sub_source[q]]
         for i in range(block_ptr[k], block_ptr[k + 1]):
             start, rows, width = blocks[i, 0], blocks[i, 1], blocks[i, 2]
             for row in range(rows):
                 base = start + row * width
-                acc = r.dtype.type(0)
+                acc = x.dtype.type(0)
                 for j in range(width):
                     e = base + j
-                    acc += sign[e] * r[e]
+                    acc += sign[e] * x[e]
                     x[e] = sign[e] * acc
     return x
 
@@ -114,7 +118,9 @@ class HostPlan:
 
 def _on_host(kernel, host: HostPlan, v: jax.Array) -> jax.Array:
     def callback(values):
-        return kernel(np.asarray(values), *host.arrays()).astype(values.dtype)
+        return kernel(np.asarray(values), *host.arrays()).astype(
+            values.dtype, copy=False
+        )
 
     return jax.pure_callback(
         callback, jax.ShapeDtypeStruct(v.shape, v.dtype), v, vmap_method="sequential"
