@@ -14,7 +14,7 @@ column `j` has color `k`. The compressed matrix is one product per color:
 
 `chunk_size=k` evaluates `k` products at a time with `jax.lax.map(...,
 batch_size=k)`, to bound the memory of the batched linear map. Without it, all
-products are batched with `jax.vmap` on GPU; on CPU up to four are unrolled and
+products are batched with `jax.vmap` on GPU; on CPU up to eight are unrolled and
 more run one after the other in a `lax.map` (XLA's CPU code for batched shifts and
 pads is slow; see `_products`). Large Jacobians called from Python on CPU go
 further and run each product as a program of its own (`dispatch_per_product` in
@@ -280,8 +280,9 @@ def _decompress_unfused(flat: Array, dec: Decompression) -> Array:
     return _apart(dec.true, _decompress_on_cpu, flat, dec)
 
 
-# Up to this many products are unrolled on CPU rather than batched.
-_UNROLL = 4
+# Up to this many products are unrolled on CPU; more run in a loop (see
+# `_products`).
+_UNROLL = 8
 
 
 def _products(fn: Callable, count: int, chunk_size: int | None) -> Array:
@@ -309,8 +310,12 @@ def _products(fn: Callable, count: int, chunk_size: int | None) -> Array:
     # and their transposes) runs 5-10x slower than the same ops unbatched: a
     # forward-over-reverse Rosenbrock HVP over 2 seeds takes 6.6 ms batched and
     # 1.0 ms unrolled at n = 10⁶, and 12 JVPs of the 512² Brusselator take ~110 t_f
-    # batched against ~38 t_f one after the other. So on CPU a few products are
-    # unrolled and more run in a loop; GPUs run the batched products well.
+    # batched against ~38 t_f one after the other. Unrolled is faster still than
+    # a loop (the 5 HVPs of the 512² Bratu energy: 1.2 against 2.2 ms; the 12 JVPs
+    # of the 128² Brusselator: 0.7 against 1.9 ms), but its compile time grows
+    # with the number of products (those 12 JVPs: 1.3 s, and 0.3 s as a loop). So
+    # on CPU up to `_UNROLL` products are unrolled and more run in a loop; GPUs run
+    # the batched products well.
     cpu = unrolled if count <= _UNROLL else sequential
     return ravel_stacked(jax.lax.platform_dependent(cpu=cpu, default=batched))
 
