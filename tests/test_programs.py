@@ -105,3 +105,25 @@ def test_static_arguments_and_non_array_outputs():
     np.testing.assert_allclose(jac.todense(), np.diag(3.0 * np.cos(x)), rtol=1e-6)
     assert aux["label"] == "a"
     np.testing.assert_allclose(aux["norm"], jnp.sum(x**2), rtol=1e-6)
+
+
+def test_copies_share_compiled_programs():
+    # A copy with the same structure (here by `tree_map`, as `jax.device_put` or a
+    # parameter update would make one) reuses the compiled program: `f` is traced
+    # once for both.
+    traces = []
+
+    def f(x):
+        traces.append(None)
+        return (x[1:] - x[:-1]) ** 2
+
+    x = _x()
+    jac_fn = asdex.jacobian(f, x)
+    traced_at_build = len(traces)
+    jac_fn(x)
+    assert len(traces) == traced_at_build + 1
+    copy = jax.tree_util.tree_map(lambda leaf: leaf, jac_fn)
+    assert copy is not jac_fn
+    y = _x(seed=2)
+    np.testing.assert_allclose(copy(y).todense(), jax.jacfwd(f)(y), rtol=1e-6)
+    assert len(traces) == traced_at_build + 2  # `jax.jacfwd` above, not `copy`

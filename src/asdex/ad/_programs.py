@@ -1,4 +1,4 @@
-"""The compiled programs of one sparse derivative, with its arrays flattened once.
+"""The compiled programs of a sparse derivative, with its arrays flattened once.
 
 `equinox.filter_jit(body)(derivative, *args)` flattens and partitions the whole
 derivative on every call: its layout, decompression, output format and function,
@@ -7,19 +7,23 @@ dispatch a call, more than a small Jacobian takes to compute, and a large one on
 CPU dispatches a program per product (see `dispatch_per_product`).
 
 A derivative is immutable, so `run` splits it into array leaves and the rest once,
-on its first call, and keeps that beside one `jax.jit` program per body and per
-structure of the other arguments, until the derivative is garbage collected. A
-call then flattens only its own arguments (a few arrays) and dispatches in about
-35 µs. The semantics are `filter_jit`'s: array leaves (JAX and numpy arrays,
-numpy scalars) are traced, all other leaves are static and must be hashable, and
-non-array outputs are returned as they were at trace time. A derivative whose
-leaves are tracers (one passed into a `jax.jit` as an argument, say) is not
-cached: its calls go through `filter_jit`.
+on its first call, and keeps that until the derivative is garbage collected,
+beside the programs it has run. A call then flattens only its own arguments (a
+few arrays) and dispatches in about 35 µs. The programs themselves (one
+`jax.jit` per body and per structure of the arguments) are shared by every
+derivative of the same structure, as `filter_jit` shares them: a copy made by
+`jax.tree_util.tree_map`, say, or one with other parameters, reuses the compiled
+code of the original. The semantics are `filter_jit`'s: array leaves (JAX and
+numpy arrays, numpy scalars) are traced, all other leaves are static and must be
+hashable, and non-array outputs are returned as they were at trace time. A
+derivative whose leaves are tracers (one passed into a `jax.jit` as an argument,
+say) is not cached: its calls go through `filter_jit`.
 """
 
 from __future__ import annotations
 
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 
 import equinox as eqx
@@ -28,14 +32,18 @@ import jax.tree_util as jtu
 
 
 class _Program:
-    """One body compiled for one structure of the other arguments."""
+    """One body compiled for one structure of the derivative and of the arguments."""
 
     def __init__(self, body: Callable, entry: _Entry, treedef, static: tuple):
         self.out_static = None
+        # Only the derivative's structure, never its arrays: a program outlives
+        # the derivative it was first compiled for.
+        derivative_treedef, derivative_static = entry.treedef, entry.static
 
         def program(derivative_leaves, arrays):
             derivative = eqx.combine(
-                jtu.tree_unflatten(entry.treedef, derivative_leaves), entry.static
+                jtu.tree_unflatten(derivative_treedef, derivative_leaves),
+                derivative_static,
             )
             leaves = [a if s is None else s for a, s in zip(arrays, static)]
             out = body(derivative, *jtu.tree_unflatten(treedef, leaves))
@@ -51,6 +59,12 @@ class _Entry:
     def __init__(self, derivative):
         dynamic, self.static = eqx.partition(derivative, eqx.is_array)
         self.leaves, self.treedef = jtu.tree_flatten(dynamic)
+        static_leaves, static_treedef = jtu.tree_flatten(self.static)
+        self.structure = (self.treedef, static_treedef, tuple(static_leaves))
+        try:
+            hash(self.structure)
+        except TypeError:  # an unhashable static leaf: programs of its own
+            self.structure = None
         self.owner = weakref.ref(derivative)
         self.programs: dict = {}
 
@@ -59,6 +73,11 @@ class _Entry:
 # and, for arrays, not a boolean. Each entry checks that it still belongs to the
 # object with that id, and is dropped when the derivative is collected.
 _ENTRIES: dict[int, _Entry] = {}
+
+# Programs by the structure of derivative and arguments, the least recently used
+# dropped beyond `_MAX_PROGRAMS` (each keeps its derivative's static parts alive).
+_PROGRAMS: OrderedDict = OrderedDict()
+_MAX_PROGRAMS = 256
 
 
 def _entry(derivative) -> _Entry | None:
@@ -79,6 +98,20 @@ def _forget(key: int, entry: _Entry) -> None:
         del _ENTRIES[key]
 
 
+def _program(body: Callable, entry: _Entry, treedef, static: tuple) -> _Program:
+    if entry.structure is None:
+        return _Program(body, entry, treedef, static)
+    key = (body, entry.structure, treedef, static)
+    program = _PROGRAMS.get(key)
+    if program is None:
+        program = _PROGRAMS[key] = _Program(body, entry, treedef, static)
+        while len(_PROGRAMS) > _MAX_PROGRAMS:
+            _PROGRAMS.popitem(last=False)
+    else:
+        _PROGRAMS.move_to_end(key)
+    return program
+
+
 def run(body: Callable, derivative, *args):
     """`equinox.filter_jit(body)(derivative, *args)`, dispatched faster (see above)."""
     entry = _entry(derivative)
@@ -90,6 +123,6 @@ def run(body: Callable, derivative, *args):
     key = (body, treedef, static)
     program = entry.programs.get(key)
     if program is None:
-        program = entry.programs[key] = _Program(body, entry, treedef, static)
+        program = entry.programs[key] = _program(body, entry, treedef, static)
     dynamic = program.jitted(entry.leaves, arrays)
     return eqx.combine(dynamic, program.out_static)
