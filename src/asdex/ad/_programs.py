@@ -74,10 +74,12 @@ class _Entry:
 # object with that id, and is dropped when the derivative is collected.
 _ENTRIES: dict[int, _Entry] = {}
 
-# Programs by the structure of derivative and arguments, the least recently used
-# dropped beyond `_MAX_PROGRAMS` (each keeps its derivative's static parts alive).
+# Programs by the structure of derivative and arguments, for the next derivative of
+# the same structure. Each keeps the static parts of the derivative it was compiled
+# for alive (its function, coloring and plans), so only the `_MAX_PROGRAMS` most
+# recently used are kept here; a live derivative holds its own in its entry.
 _PROGRAMS: OrderedDict = OrderedDict()
-_MAX_PROGRAMS = 256
+_MAX_PROGRAMS = 64
 
 
 def _entry(derivative) -> _Entry | None:
