@@ -16,7 +16,7 @@ process, each case measured side by side with its own baseline:
   best of two such cold calls (one with `--quick`).
 - steady state: the best of `--repeats` calls of `jac_fn(x)`, interleaved with the
   baseline's calls so that both see the same machine load. The call is the plain
-  `jac_fn(x)`: the module runs its work in an inner `equinox.filter_jit` that gets
+  `jac_fn(x)`: the module runs its work in an inner compiled program that gets
   the index arrays as arguments, so they are never folded into the program as
   constants (see `asdex.SparseJacobian`).
 - dense `jax.jacfwd` / `jax.hessian` (jitted) where the dense matrix fits in

@@ -35,10 +35,11 @@ class AbstractSparseDerivative(eqx.Module):
     itself a module). The coloring, the layout and the rest of the function are
     static.
 
-    The work runs in an inner `equinox.filter_jit` to which the index arrays are
+    The work runs in an inner compiled program to which the index arrays are
     passed as arguments, so they are never folded into a compiled program as
     constants: a call compiles in a fraction of a second even at millions of
-    nonzeros. Under an outer transformation, pass the derivative as an argument
+    nonzeros. (It behaves as `equinox.filter_jit` would, but the derivative is
+    flattened once rather than at every call; see `ad/_programs.py`.) Under an outer transformation, pass the derivative as an argument
     too, `eqx.filter_jit(jac_fn)(x)` or `jax.jit(lambda j, x: j(x))(jac_fn, x)`.
     `jax.jit(jac_fn)` and closures over it work as well, but then JAX embeds the
     index arrays in the program as constants, which compiles far slower (0.7 s
