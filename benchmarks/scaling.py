@@ -49,6 +49,7 @@ if _EXAMPLES not in sys.path:
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+from jacobians import _ready, _timed  # noqa: E402
 from problems import bratu_energy, brusselator, chained_rosenbrock  # noqa: E402
 
 import asdex  # noqa: E402
@@ -145,17 +146,6 @@ CASES = {
 
 
 # --------------------------------------------------------------------- timing
-
-
-def _ready(out) -> None:
-    jax.block_until_ready(jax.tree_util.tree_leaves(out))
-
-
-def _timed(fn: Callable[[], object]) -> tuple[float, object]:
-    start = time.perf_counter()
-    out = fn()
-    _ready(out)
-    return time.perf_counter() - start, out
 
 
 @dataclasses.dataclass(frozen=True)
