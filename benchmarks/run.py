@@ -392,71 +392,55 @@ def render(data: dict, out: str, report: str) -> str:
     jac = data.get("jacobians")
     if jac is not None:
         jacobians = _import("jacobians")
-        md += [
-            "",
-            "## Targets: sparse Jacobians and Hessians",
-            "",
+        md += _section(
+            "Targets: sparse Jacobians and Hessians",
             "`benchmarks/jacobians.py` at the target sizes: preparation best of "
             f"{data['config']['jacobian_prep_repeats']}, compile + first call after "
             "`jax.clear_caches()`, steady state best of "
             f"{data['config']['jacobian_repeats']} taken in turns with the baseline; "
             "the check is `asdex.check_jacobian` / `asdex.check_hessian`.",
-            "",
             jacobians.cases_table(jac, quick) if jac else "(no case ran)",
-            "",
-        ]
+        )
     det = data.get("detection")
     if det is not None:
         detection = _import("detection")
-        md += [
-            "",
-            "## Targets: sparsity detection",
-            "",
-            "`benchmarks/detection.py`: "
-            + (
-                "each case in a fresh process"
-                if data["config"]["detection_isolate"]
-                else "all cases in one process"
-            )
-            + ", the best of a few calls after a warm-up.",
-            "",
+        where = (
+            "each case in a fresh process"
+            if data["config"]["detection_isolate"]
+            else "all cases in one process"
+        )
+        md += _section(
+            "Targets: sparsity detection",
+            f"`benchmarks/detection.py`: {where}, the best of a few calls after a "
+            "warm-up.",
             detection.table(det["cases"], quick, det["repeats"])
             if det["cases"]
             else "(no case ran)",
-            "",
-        ]
+        )
         if det.get("scaling"):
             md += [detection.scaling_table(det["scaling"]), ""]
     sol = data.get("solvers")
     if sol is not None:
         solvers = _import("solvers")
         table = solvers.table(sol) if sol else "(no case ran)"
-        md += [
-            "",
-            "## Targets: sparse solvers",
-            "",
-            "`benchmarks/solvers.py`, "
-            + (
-                "in this process."
-                if data["config"]["solver_in_process"]
-                else "each case in a fresh process."
-            ),
-            "",
+        where = (
+            "in this process."
+            if data["config"]["solver_in_process"]
+            else "each case in a fresh process."
+        )
+        md += _section(
+            "Targets: sparse solvers",
+            f"`benchmarks/solvers.py`, {where}",
             _quick_verdicts(table) if quick and sol else table,
-            "",
-        ]
+        )
     lin = data.get("linear")
     if lin is not None:
         linear = _import("linear_solvers")
-        md += [
-            "",
-            "## Sparse direct solves",
-            "",
+        md += _section(
+            "Sparse direct solves",
             "`benchmarks/linear_solvers.py`: the 2-D Laplacian, times in seconds.",
-            "",
             linear.table(lin) if lin else "(no size ran)",
-            "",
-        ]
+        )
     notes = list(data.get("skipped", []))
     notes += [f"{f['step']}: failed, {f['error']}" for f in data.get("failures", [])]
     not_run = [s for s in SECTIONS if data.get(s) is None and s != "linear"]
@@ -465,6 +449,11 @@ def render(data: dict, out: str, report: str) -> str:
     if notes:
         md += ["", "## Left out", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(md).rstrip() + "\n"
+
+
+def _section(title: str, description: str, body: str) -> list[str]:
+    """The lines of one `##` section of the report."""
+    return ["", f"## {title}", "", description, "", body, ""]
 
 
 def write(data: dict, out: str, report: str) -> None:
