@@ -126,6 +126,7 @@ def test_vmap_jit_and_chunks(accelerator_branches):
             jac_fn, jnp.stack([x, 2 * x])
         )
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    assert accelerator_branches
 
 
 def test_operators_match_dense(accelerator_branches):
