@@ -22,7 +22,9 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
+import scipy.sparse as sp
 from jax import lax
+from jax.experimental import sparse as jsparse
 from jax.flatten_util import ravel_pytree
 
 import asdex
@@ -151,6 +153,25 @@ def dense_hessians(f, points, argnums=0, kwargs=None):
 def dense_hessian(f, *args, argnums=0, kwargs=None):
     """The dense `(n, n)` Hessian of the scalar function `f` at `args`."""
     return dense_hessians(f, [args], argnums, kwargs)[0]
+
+
+def as_matrix(result, shape) -> np.ndarray:
+    """A sparse derivative of any output format (BCOO, scipy, dense) as a dense
+    numpy matrix of `shape`."""
+    if isinstance(result, jsparse.BCOO):
+        result = result.todense()
+    elif sp.issparse(result):
+        result = result.toarray()
+    return np.asarray(result).reshape(shape)
+
+
+def dense_tree(result):
+    """A nested derivative with BCOO blocks, each block as a dense numpy array."""
+    return jtu.tree_map(
+        lambda b: np.asarray(b.todense() if isinstance(b, jsparse.BCOO) else b),
+        result,
+        is_leaf=lambda b: isinstance(b, jsparse.BCOO),
+    )
 
 
 def _check_contains(pattern: asdex.SparsityPattern, dense, what: str):

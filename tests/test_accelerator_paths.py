@@ -16,11 +16,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.experimental import sparse as jsparse
 
 import asdex
 from asdex.lineax import SparseHessianOperator, SparseJacobianOperator
-from helpers import HESSIAN_CASES, JACOBIAN_CASES, dense_hessian, dense_jacobian, ids
+from helpers import (
+    HESSIAN_CASES,
+    JACOBIAN_CASES,
+    as_matrix,
+    dense_hessian,
+    dense_jacobian,
+    ids,
+)
 
 _EXAMPLES = str(pathlib.Path(__file__).resolve().parents[1] / "examples")
 if _EXAMPLES not in sys.path:
@@ -48,12 +54,6 @@ def accelerator_branches(monkeypatch):
     jax.clear_caches()
 
 
-def _dense(result, shape):
-    if isinstance(result, jsparse.BCOO):
-        result = result.todense()
-    return np.asarray(result).reshape(shape)
-
-
 def _fresh(f):
     """A new function object that calls `f`: its programs are compiled anew."""
     return lambda *args: f(*args)
@@ -69,12 +69,12 @@ JACOBIAN_SELECTION = [
 @pytest.mark.parametrize("output_format", ["bcoo", "dense"])
 @pytest.mark.parametrize("mode", ["fwd", "rev", "bidirectional"])
 @pytest.mark.parametrize("case", JACOBIAN_SELECTION, ids=ids(JACOBIAN_SELECTION))
-def test_jacobians_match_dense(accelerator_branches, case, mode, output_format):
+def test_jacobians_matchas_matrix(accelerator_branches, case, mode, output_format):
     f = _fresh(case.f)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", asdex.DenseColoringWarning)
         jac_fn = asdex.jacobian(f, *case.args, mode=mode, output_format=output_format)
-    got = _dense(jac_fn(*case.args), jac_fn.coloring.shape)
+    got = as_matrix(jac_fn(*case.args), jac_fn.coloring.shape)
     np.testing.assert_allclose(
         got, dense_jacobian(case.f, *case.args), rtol=1e-10, atol=1e-12
     )
@@ -86,12 +86,12 @@ def test_jacobians_match_dense(accelerator_branches, case, mode, output_format):
 
 @pytest.mark.parametrize("mode", ["star", "acyclic"])
 @pytest.mark.parametrize("case", HESSIAN_CASES, ids=ids(HESSIAN_CASES))
-def test_hessians_match_dense(accelerator_branches, case, mode):
+def test_hessians_matchas_matrix(accelerator_branches, case, mode):
     f = _fresh(case.f)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", asdex.DenseColoringWarning)
         hess_fn = asdex.hessian(f, *case.args, mode=mode)
-    got = _dense(hess_fn(*case.args), hess_fn.coloring.shape)
+    got = as_matrix(hess_fn(*case.args), hess_fn.coloring.shape)
     np.testing.assert_allclose(
         got, dense_hessian(case.f, *case.args), rtol=1e-10, atol=1e-10
     )
@@ -110,7 +110,7 @@ def test_many_block_sweep_runs_in_xla(accelerator_branches, monkeypatch):
     u = jnp.asarray(np.random.default_rng(0).uniform(0.5, 1.5, (12, 12)))
     hess_fn = asdex.hessian(_fresh(bratu_energy), u, mode="acyclic")
     assert hess_fn.decompression.host_plan is not None  # the host sweep on CPU
-    got = _dense(hess_fn(u), (144, 144))
+    got = as_matrix(hess_fn(u), (144, 144))
     np.testing.assert_allclose(
         got, jax.hessian(bratu_energy)(u).reshape(144, 144), rtol=1e-10, atol=1e-12
     )
@@ -129,7 +129,7 @@ def test_vmap_jit_and_chunks(accelerator_branches):
     assert accelerator_branches
 
 
-def test_operators_match_dense(accelerator_branches):
+def test_operators_matchas_matrix(accelerator_branches):
     y = jnp.asarray(np.random.default_rng(2).uniform(0.5, 1.5, 2 * 5 * 5))
     op = SparseJacobianOperator(lambda y, args: brusselator(y) * args, y, 1.5)
     np.testing.assert_allclose(

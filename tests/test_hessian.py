@@ -9,32 +9,22 @@ import jax.tree_util as jtu
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from jax.experimental import sparse as jsparse
 
 import asdex
-from helpers import HESSIAN_CASES, dense_hessian, ids, random_like
+from helpers import (
+    HESSIAN_CASES,
+    as_matrix,
+    dense_hessian,
+    dense_tree,
+    ids,
+    random_like,
+)
 
 MODES = ["star", "acyclic"]
 
 
 def rosenbrock(x):
     return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
-
-
-def _flat(H, shape):
-    if isinstance(H, jsparse.BCOO):
-        H = H.todense()
-    elif sp.issparse(H):
-        H = H.toarray()
-    return np.asarray(H).reshape(shape)
-
-
-def _to_dense_tree(H):
-    return jtu.tree_map(
-        lambda b: np.asarray(b.todense() if isinstance(b, jsparse.BCOO) else b),
-        H,
-        is_leaf=lambda b: isinstance(b, jsparse.BCOO),
-    )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -46,7 +36,7 @@ def test_zoo(case, mode):
     assert hess_fn.coloring.mode == mode
     rng = np.random.default_rng(0)
     for point in (case.args, random_like(case.args, rng, case.positive)):
-        got = _flat(hess_fn(*point), hess_fn.coloring.shape)
+        got = as_matrix(hess_fn(*point), hess_fn.coloring.shape)
         np.testing.assert_allclose(
             got, dense_hessian(case.f, *point), rtol=1e-10, atol=1e-10
         )
@@ -81,7 +71,7 @@ def test_output_formats(output_format, mode):
     hess_fn = asdex.hessian(rosenbrock, x, mode=mode, output_format=output_format)
     H = hess_fn(x)
     np.testing.assert_allclose(
-        _flat(H, (12, 12)), jax.hessian(rosenbrock)(x), rtol=1e-12
+        as_matrix(H, (12, 12)), jax.hessian(rosenbrock)(x), rtol=1e-12
     )
 
 
@@ -142,7 +132,7 @@ def test_pytree_input_and_argnums():
         hess_fn = asdex.hessian(
             energy, p, q, weight, argnums=argnums, output_format=output_format
         )
-        got = _to_dense_tree(hess_fn(p, q, weight))
+        got = dense_tree(hess_fn(p, q, weight))
         expected = jax.hessian(energy, argnums=argnums)(p, q, weight)
         assert jtu.tree_structure(got) == jtu.tree_structure(expected)
         for g, e in zip(jtu.tree_leaves(got), jtu.tree_leaves(expected), strict=True):

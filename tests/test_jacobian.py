@@ -13,7 +13,14 @@ import scipy.sparse as sp
 from jax.experimental import sparse as jsparse
 
 import asdex
-from helpers import JACOBIAN_CASES, dense_jacobian, ids, random_like
+from helpers import (
+    JACOBIAN_CASES,
+    as_matrix,
+    dense_jacobian,
+    dense_tree,
+    ids,
+    random_like,
+)
 
 FORMATS = ["bcoo", "dense", "scipy_csr", "scipy_csc", "scipy_coo"]
 MODES = ["fwd", "rev", "bidirectional"]
@@ -43,25 +50,8 @@ def diff(x):
     return (x[1:] - x[:-1]) ** 2
 
 
-def _flat(J, shape):
-    """A result of any output format as a dense numpy `(m, n)` matrix."""
-    if isinstance(J, jsparse.BCOO):
-        J = J.todense()
-    elif sp.issparse(J):
-        J = J.toarray()
-    return np.asarray(J).reshape(shape)
-
-
-def _to_dense_tree(J):
-    return jtu.tree_map(
-        lambda b: np.asarray(b.todense() if isinstance(b, jsparse.BCOO) else b),
-        J,
-        is_leaf=lambda b: isinstance(b, jsparse.BCOO),
-    )
-
-
 def _assert_tree_close(got, expected, rtol=1e-10, atol=1e-12):
-    got = _to_dense_tree(got)
+    got = dense_tree(got)
     assert jtu.tree_structure(got) == jtu.tree_structure(expected)
     for g, e in zip(jtu.tree_leaves(got), jtu.tree_leaves(expected), strict=True):
         assert g.shape == np.shape(e)
@@ -90,7 +80,7 @@ def test_seed_example_prints_the_seed_header():
         for line in lines:
             assert line.strip() in text
     x = jnp.linspace(0.0, 1.0, 50)
-    np.testing.assert_allclose(_flat(jac_fn(x), (49, 50)), jax.jacfwd(diff)(x))
+    np.testing.assert_allclose(as_matrix(jac_fn(x), (49, 50)), jax.jacfwd(diff)(x))
 
 
 def test_colored_pattern_properties():
@@ -135,7 +125,7 @@ def test_arrowhead_bidirectional():
     )
     assert " → " in repr(coloring) and " + " in repr(coloring)
     jac_fn = asdex.jacobian(arrow, x, mode="bidirectional")
-    np.testing.assert_allclose(_flat(jac_fn(x), (8, 8)), jax.jacfwd(arrow)(x))
+    np.testing.assert_allclose(as_matrix(jac_fn(x), (8, 8)), jax.jacfwd(arrow)(x))
 
 
 # ---------------------------------------------------------------------------- the zoo
@@ -154,7 +144,7 @@ def _check_case(case, mode=None, output_format="bcoo", chunk_size=None):
         )
     rng = np.random.default_rng(1)
     for point in (case.args, random_like(case.args, rng, case.positive)):
-        got = _flat(jac_fn(*point), jac_fn.coloring.shape)
+        got = as_matrix(jac_fn(*point), jac_fn.coloring.shape)
         expected = dense_jacobian(case.f, *point, rev=case.rev or mode == "rev")
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 
@@ -186,7 +176,7 @@ def test_output_formats_and_modes(output_format, mode):
         assert isinstance(J, jax.Array) and J.shape == (11, 12)
     else:
         assert isinstance(J, sp.sparray) and J.format == output_format[-3:]
-    np.testing.assert_allclose(_flat(J, (11, 12)), jax.jacrev(diff)(x))
+    np.testing.assert_allclose(as_matrix(J, (11, 12)), jax.jacrev(diff)(x))
 
 
 @pytest.mark.parametrize("chunk_size", [1, 3])
@@ -236,7 +226,7 @@ def test_pytree_nesting_like_jax_jacobian(argnums, output_format):
 
 
 @pytest.mark.parametrize("fmt", ["scipy_csr", "scipy_csc", "scipy_coo"])
-def test_pytree_scipy_is_flat(fmt):
+def test_pytree_scipy_isas_matrix(fmt):
     args = _tree_args()
     jac_fn = asdex.jacobian(_tree_fn, *args, argnums=(0, 1), output_format=fmt)
     expected = dense_jacobian(_tree_fn, *args, argnums=(0, 1))
@@ -387,7 +377,7 @@ def test_from_coloring_and_from_pattern():
         asdex.jacobian_from_pattern(diff, coloring.pattern.to_bcoo(), mode="rev"),
         asdex.jacobian_from_pattern(diff, np.asarray(expected) != 0, x),
     ):
-        np.testing.assert_allclose(_flat(jac_fn(x), (29, 30)), expected)
+        np.testing.assert_allclose(as_matrix(jac_fn(x), (29, 30)), expected)
     value_fn = asdex.jacobian_from_coloring(diff, coloring, with_value=True)
     np.testing.assert_allclose(value_fn(x)[0], diff(x))
 

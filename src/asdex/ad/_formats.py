@@ -30,6 +30,7 @@ from jaxtyping import Array
 
 from .._pattern import SparsityPattern
 from ._compressed import Decompression, DecompressionPlan, _index_array
+from ._layout import ravel_parts
 
 OUTPUT_FORMATS = ("bcoo", "dense", "scipy_csr", "scipy_csc", "scipy_coo")
 
@@ -99,7 +100,7 @@ class AbstractOutputFormat(eqx.Module):
     def assemble_parts(self, parts: list, dec: Decompression):
         """As `assemble`, from the products as separate arrays, in the order of the
         concatenation (what one program per product returns)."""
-        return self.assemble(jnp.concatenate([p.reshape(-1) for p in parts]), dec)
+        return self.assemble(ravel_parts(parts), dec)
 
 
 # A compressed BCOO may hold this many padding entries per nonzero at most; beyond,

@@ -8,7 +8,6 @@ from typing import ClassVar
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, Float
@@ -39,8 +38,9 @@ class AbstractSparseDerivative(eqx.Module):
     passed as arguments, so they are never folded into a compiled program as
     constants: a call compiles in a fraction of a second even at millions of
     nonzeros. (It behaves as `equinox.filter_jit` would, but the derivative is
-    flattened once rather than at every call; see `ad/_programs.py`.) Under an outer transformation, pass the derivative as an argument
-    too, `eqx.filter_jit(jac_fn)(x)` or `jax.jit(lambda j, x: j(x))(jac_fn, x)`.
+    flattened once rather than at every call; see `ad/_programs.py`.) Under an
+    outer transformation, pass the derivative as an argument too,
+    `eqx.filter_jit(jac_fn)(x)` or `jax.jit(lambda j, x: j(x))(jac_fn, x)`.
     `jax.jit(jac_fn)` and closures over it work as well, but then JAX embeds the
     index arrays in the program as constants, which compiles far slower (0.7 s
     instead of 0.08 s at 10⁶ unknowns).
@@ -259,18 +259,21 @@ def _product(derivative, lin, leaves, side: str, k):
     return derivative.product(lin, primals, side, k)
 
 
-def _concatenate(parts: list) -> Array:
-    return jnp.concatenate([ravel_parts(p) for products in parts for p in products])
+def _flat_products(parts: list) -> list[Array]:
+    """Each product of `_products_one_by_one`'s `parts` as one flat array, in the
+    order of the concatenated products."""
+    return [ravel_parts(p) for side in parts for p in side]
 
 
 def _assemble(derivative: AbstractSparseDerivative, parts: list):
     fmt = derivative.format
-    products = [ravel_parts(p) for side in parts for p in side]
+    products = _flat_products(parts)
     return type(fmt).assemble_parts(fmt, products, derivative.decompression)
 
 
 def _decompress(derivative: AbstractSparseDerivative, parts: list):
-    return derivative.decompression.decompress(_concatenate(parts))
+    flat = ravel_parts(_flat_products(parts))
+    return derivative.decompression.decompress(flat)
 
 
 def check_chunk_size(chunk_size, caller: str) -> int | None:
