@@ -34,8 +34,8 @@ def test_quick_run(bench, capsys):
     # Modes and colors at the quick sizes: 2 bands, tridiagonal, 5-point stencils.
     expected = {
         "diff": ("fwd", 2, 1_000),
-        "rosenbrock": ("acyclic", 2, 1_000),
-        "bratu": ("acyclic", None, 64),
+        "rosenbrock": ("star", 3, 1_000),
+        "bratu": ("star", None, 64),
         "brusselator": ("fwd", None, 128),
     }
     for name, (mode, colors, n) in expected.items():

@@ -279,8 +279,10 @@ def test_symmetric_banded_star_and_acyclic_counts(half_bandwidth, n):
     assert acyclic.num_colors == rho // 2 + 1
     assert_star_ok(pattern, star, rng)
     assert_acyclic_ok(pattern, acyclic, rng)
-    assert color_hessian(pattern).num_colors == rho // 2 + 1
-    assert isinstance(color_hessian(pattern, "direct"), StarColoringResult)
+    # Direct decompression is the default: each entry read from one product.
+    assert isinstance(color_hessian(pattern), StarColoringResult)
+    assert color_hessian(pattern).num_colors == 2 * (rho // 2) + 1
+    assert color_hessian(pattern, "substitution").num_colors == rho // 2 + 1
 
 
 def test_tridiagonal_needs_two_colors_acyclic_three_star():

@@ -148,7 +148,7 @@ def test_module_valued_function_and_save_load(tmp_path):
         jax.jacfwd(lambda v: model(v, jnp.ones(8)))(y),
         atol=1e-12,
     )
-    # A Hessian coloring (acyclic) round-trips too, and a reverse-mode one.
+    # A Hessian coloring (star) round-trips too, and a reverse-mode one.
     y = {"u": jnp.zeros(6), "s": jnp.ones(6)}
     with pytest.warns(asdex.DenseColoringWarning):  # a gradient: one VJP, as dense
         fe = SparseFunction(energy, y, 0.0, jacobian=True, mode="rev")
@@ -156,6 +156,13 @@ def test_module_valued_function_and_save_load(tmp_path):
     again = SparseFunction.load(tmp_path / "energy.npz", energy, y, 0.0)
     assert again.hessian_coloring == fe.hessian_coloring
     assert again.jacobian_coloring == fe.jacobian_coloring
+    # An acyclic coloring, asked for by name, round-trips as acyclic.
+    acyclic = asdex.hessian_coloring(energy, y, 0.0, mode="acyclic")
+    fa = SparseFunction(energy, y, 0.0, hessian_coloring=acyclic)
+    fa.save(tmp_path / "acyclic.npz")
+    loaded = SparseFunction.load(tmp_path / "acyclic.npz", energy, y, 0.0)
+    assert loaded.hessian_coloring.mode == "acyclic"
+    assert loaded.hessian_coloring == acyclic
 
 
 def test_errors(tmp_path):

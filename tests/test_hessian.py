@@ -42,15 +42,17 @@ def test_zoo(case, mode):
         )
 
 
-def test_tridiagonal_takes_two_acyclic_three_star_colors():
+def test_tridiagonal_takes_three_star_colors_by_default_two_acyclic():
     x = jnp.asarray(np.random.default_rng(1).standard_normal(30))
     default = asdex.hessian_coloring(rosenbrock, x)
-    assert default.mode == "acyclic" and default.num_colors == 2
-    star = asdex.hessian_coloring(rosenbrock, x, mode="star")
-    assert star.num_colors == 3
-    assert asdex.coloring.check_acyclic(default.pattern, default.colors)
-    assert asdex.coloring.check_symmetrically_orthogonal(star.pattern, star.colors)
-    header = repr(default).splitlines()[:2]
+    assert default.mode == "star" and default.num_colors == 3
+    acyclic = asdex.hessian_coloring(rosenbrock, x, mode="acyclic")
+    assert acyclic.num_colors == 2
+    assert asdex.coloring.check_acyclic(acyclic.pattern, acyclic.colors)
+    assert asdex.coloring.check_symmetrically_orthogonal(
+        default.pattern, default.colors
+    )
+    header = repr(acyclic).splitlines()[:2]
     assert header == [
         "ColoredPattern(30×30, nnz=88, sparsity=90.2%, HVP, acyclic, 2 colors)",
         "  2 HVPs (instead of 30 HVPs)",

@@ -48,7 +48,9 @@ def _color_hessian(
     pattern: SparsityPattern, mode, order, caller: str
 ) -> ColoredPattern:
     _check_mode(mode, _HESSIAN_MODES, caller)
-    decompression = {None: None, "star": "direct", "acyclic": "substitution"}[mode]
+    # Star (direct) by default: every entry read from one product, as exact as
+    # `jax.hessian`. Acyclic only by name; see `asdex.coloring.color_hessian`.
+    decompression = {None: "direct", "star": "direct", "acyclic": "substitution"}[mode]
     return ColoredPattern(color_hessian(pattern, decompression, order))
 
 
@@ -189,9 +191,10 @@ def hessian_coloring(
 
     - `f`, `*sample_args`, `argnums`, `has_aux`, `input_shape`, `**sample_kwargs`:
         as for [`asdex.hessian_sparsity`][]. `f` must return one real scalar.
-    - `mode`: `"star"` (direct decompression), `"acyclic"` (decompression by
-        substitution, usually fewer colors), or `None` for acyclic when it needs
-        fewer colors than star, star otherwise.
+    - `mode`: `"star"` (direct decompression: each entry read from one product),
+        `"acyclic"` (decompression by substitution: usually fewer colors, but
+        entries solved from differences, which lose accuracy where neighbouring
+        entries differ by orders of magnitude), or `None`, the same as `"star"`.
     - `order`: the vertex order; see [`asdex.jacobian_coloring`][].
 
     **Returns:**
@@ -205,7 +208,7 @@ def hessian_coloring(
         def f(x):
             return jnp.sum((x[1:] - x[:-1] ** 2) ** 2)
 
-        asdex.hessian_coloring(f, input_shape=100).num_colors   # 2 (acyclic)
+        asdex.hessian_coloring(f, input_shape=100).num_colors   # 3 (star)
         ```
     """
     caller = "asdex.hessian_coloring"
@@ -625,9 +628,10 @@ def hessian(
 
     - `f`: a function returning one real scalar (or `(scalar, aux)` with
         `has_aux=True`).
-    - `mode`: `"star"` (direct decompression), `"acyclic"` (substitution; fewer
-        colors, e.g. 2 instead of 3 for a tridiagonal Hessian), or `None` for
-        acyclic when it needs fewer colors than star.
+    - `mode`: `"star"` (direct decompression, exact per entry), `"acyclic"`
+        (substitution; fewer colors, e.g. 2 instead of 3 for a tridiagonal
+        Hessian, but rounding errors accumulate along the coloring's trees), or
+        `None`, the same as `"star"`.
     - `output_format`: as for [`asdex.jacobian`][]; `"bcoo"` and `"dense"` have
         shape `in.shape + in.shape` and `jax.hessian`'s nesting for PyTree inputs.
     - the other arguments: as for [`asdex.jacobian`][].
@@ -648,7 +652,7 @@ def hessian(
         def rosenbrock(x):
             return jnp.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
 
-        hess_fn = asdex.hessian(rosenbrock, input_shape=1000)   # 2 HVPs (acyclic)
+        hess_fn = asdex.hessian(rosenbrock, input_shape=1000)   # 3 HVPs (star)
         H = hess_fn(jnp.zeros(1000))                            # BCOO (1000, 1000)
         ```
     """

@@ -238,7 +238,7 @@ def color_jacobian(
 
 def color_hessian(
     pattern: SparsityPattern,
-    decompression: str | None = None,
+    decompression: str | None = "direct",
     order="natural",
 ) -> StarColoringResult | AcyclicColoringResult:
     """Color a Hessian pattern for direct or substitution decompression.
@@ -246,25 +246,30 @@ def color_hessian(
     **Arguments:**
 
     - `pattern`: a square symmetric [`asdex.SparsityPattern`][].
-    - `decompression`: `"direct"` (star coloring), `"substitution"` (acyclic
-      coloring), or `None` for whichever needs fewer colors (direct on a tie).
+    - `decompression`: `"direct"` (star coloring, the default; `None` means the
+      same) or `"substitution"` (acyclic coloring).
     - `order`: as for [`asdex.coloring.GreedyColoring`][].
 
     **Returns:** a star or acyclic coloring result.
+
+    Direct decompression is the default although substitution often needs fewer
+    colors (2 instead of 3 on a tridiagonal Hessian): direct reads every entry
+    from one product, so each is as exact as the product itself, while
+    substitution solves entries from differences along the coloring's trees.
+    Those differences cancel where neighbouring entries differ in magnitude: on a
+    float32 energy whose coefficients span six decades (`n = 2000`), 738 of
+    5,998 entries came out more than 1% wrong, and one NaN input spread along a
+    whole tree (see `docs/explanation/coloring.md`).
     """
     _check_pattern(pattern, "color_hessian")
-    if decompression == "direct":
+    if decompression is None or decompression == "direct":
         return color_star(pattern, order)
     if decompression == "substitution":
         return color_acyclic(pattern, order)
-    if decompression is not None:
-        raise ValueError(
-            f"`color_hessian(decompression={decompression!r})` must be None, "
-            "'direct' or 'substitution'."
-        )
-    star = color_star(pattern, order)
-    acyclic = color_acyclic(pattern, order)
-    return star if star.num_colors <= acyclic.num_colors else acyclic
+    raise ValueError(
+        f"`color_hessian(decompression={decompression!r})` must be 'direct' or "
+        "'substitution'."
+    )
 
 
 def _greedy(order, decompression: str = "direct") -> GreedyColoring:
