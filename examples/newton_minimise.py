@@ -5,8 +5,8 @@ or pick the size with `--n`.
 
     f(x) = Σᵢ 100 (xᵢ₊₁ − xᵢ²)² + (1 − xᵢ)²
 
-Its Hessian is tridiagonal: an acyclic coloring needs 2 Hessian-vector products
-for all of it, whatever n. `asdex.optimistix.SparseNewtonMinimiser` computes the
+Its Hessian is tridiagonal: a star coloring needs 3 Hessian-vector products for
+all of it, whatever n (each entry read directly from one product). `asdex.optimistix.SparseNewtonMinimiser` computes the
 gradient and the exact sparse Hessian at every accepted step, and solves the damped
 Newton system `(H + λI) δ = −g` by a sparse factorisation, with λ set by a trust
 region. Optimistix itself has only quasi-Newton minimisers (BFGS keeps a dense

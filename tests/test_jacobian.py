@@ -446,3 +446,27 @@ def test_check_jacobian():
     assert not asdex.check_jacobian(
         bad_fn, x, method="probes", raise_on_failure=False
     ).passed
+
+
+def test_check_jacobian_probes_judge_each_row_by_its_own_scale():
+    """A missing entry in a row of small entries is caught beside large rows.
+
+    With one tolerance scaled by the largest product entry (about 1e8 here), the
+    probes passed a Jacobian whose small rows lack an entry (an error of 1e-3,
+    100% of that row's scale).
+    """
+
+    def f(x):
+        return jnp.concatenate([1e8 * x[:3], 1e-3 * (x[4:] - x[3:-1])])
+
+    x = jnp.asarray(np.random.default_rng(9).standard_normal(12))
+    jac_fn = asdex.jacobian(f, x)
+    assert asdex.check_jacobian(jac_fn, x, method="probes").passed
+    # The small rows without their `-x[i]` entries.
+    rows = np.concatenate([np.arange(3), np.arange(3, 11)])
+    cols = np.concatenate([np.arange(3), np.arange(4, 12)])
+    wrong = asdex.SparsityPattern(rows, cols, (11, 12))
+    bad_fn = asdex.jacobian_from_pattern(f, wrong, x)
+    report = asdex.check_jacobian(bad_fn, x, method="probes", raise_on_failure=False)
+    assert not report.passed and report.scale < 1.0
+    assert asdex.check_jacobian(bad_fn, x, raise_on_failure=False).missing == 8

@@ -21,14 +21,29 @@ _DENSE_LIMIT = 2**20
 class CheckReport:
     """The outcome of [`asdex.check_jacobian`][] or [`asdex.check_hessian`][].
 
+    Every entry is judged against a scale of its own: the largest absolute value
+    of the reference in its row and in its column. A product-based method (JVPs,
+    VJPs, HVPs, and dense `jax.jacfwd` or `jax.hessian` too) computes an entry
+    from products whose rounding errors are relative to those magnitudes, so
+    that is the accuracy it can promise; a scale taken from the whole matrix
+    would let an entry of a small row be wrong by 100% while the largest entry
+    elsewhere is large.
+
     - `method`: `"dense"` (compared with `jax.jacfwd` / `jax.hessian` entry by
-      entry) or `"probes"` (compared on random matrix-vector products).
+      entry) or `"probes"` (compared on random matrix-vector products, each
+      product entry against the sum of its terms' scales, `S @ |v|` for a row
+      or `|u| @ S` for a column, `S` holding each nonzero's scale).
     - `max_error`: the largest absolute difference found.
-    - `scale`: the largest absolute value of the reference, for relative errors.
-    - `tolerance`: `atol + rtol * scale`.
+    - `scale`: the scale of the worst entry (the one with the largest ratio of
+      error to tolerance).
+    - `tolerance`: `atol + rtol * scale` of that entry.
     - `missing`: with `"dense"`, how many nonzeros of the reference lie outside the
       sparsity pattern (an unsound pattern); `None` with `"probes"`.
-    - `passed`: `max_error <= tolerance` (and nothing is missing).
+    - `passed`: every entry's error within its own tolerance (and nothing is
+      missing).
+    - `worst_error`: the error of the worst entry.
+    - `worst`: with `"dense"`, `(row, column)` of the worst entry; `None` with
+      `"probes"` or without entries.
     """
 
     method: str
@@ -38,14 +53,18 @@ class CheckReport:
     tolerance: float
     missing: int | None
     passed: bool
+    worst_error: float = 0.0
+    worst: tuple[int, int] | None = None
 
     def __str__(self) -> str:
         m, n = self.shape
         verdict = "passed" if self.passed else "FAILED"
         missing = "" if self.missing is None else f", {self.missing} missing nonzeros"
+        at = "" if self.worst is None else f" at {self.worst}"
         return (
-            f"{verdict}: {m}×{n}, {self.method}, max error {self.max_error:.3g} "
-            f"(tolerance {self.tolerance:.3g}, scale {self.scale:.3g}){missing}"
+            f"{verdict}: {m}×{n}, {self.method}, max error {self.max_error:.3g}; "
+            f"worst entry{at}: error {self.worst_error:.3g} (tolerance "
+            f"{self.tolerance:.3g}, scale {self.scale:.3g}){missing}"
         )
 
 
@@ -75,24 +94,53 @@ def _dtype(derivative: AbstractSparseDerivative):
     return derivative.layout.jacobian_dtype()
 
 
-def _report(method, shape, errors, scale, rtol, atol, missing) -> CheckReport:
-    max_error = float(np.max(errors, initial=0.0))
-    tolerance = atol + rtol * scale
-    passed = bool(np.isfinite(max_error) and max_error <= tolerance and not missing)
-    return CheckReport(method, shape, max_error, scale, tolerance, missing, passed)
+def _report(method, shape, errors, scales, rtol, atol, missing) -> CheckReport:
+    """Judge each error against its own tolerance `atol + rtol * scale`."""
+    errors = np.asarray(errors, dtype=np.float64).ravel()
+    scales = np.asarray(scales, dtype=np.float64).ravel()
+    tolerances = atol + rtol * scales
+    if errors.size == 0:
+        passed = not missing
+        return CheckReport(method, shape, 0.0, 0.0, atol, missing, passed)
+    max_error = float(np.max(errors))
+    # NaN errors (a NaN where the reference is finite, or the reverse) rank first.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(np.isnan(errors), np.inf, errors / tolerances)
+    ratio = np.where(np.isnan(ratio), 0.0, ratio)  # 0 / 0: exact where both vanish
+    k = int(np.argmax(ratio))
+    within = (errors <= tolerances) & np.isfinite(errors)
+    passed = bool(np.all(within) and not missing)
+    worst = None
+    if method == "dense":
+        worst = tuple(int(i) for i in np.unravel_index(k, shape))
+    return CheckReport(
+        method,
+        shape,
+        max_error,
+        float(scales[k]),
+        float(tolerances[k]),
+        missing,
+        passed,
+        float(errors[k]),
+        worst,
+    )
 
 
 def _dense_compare(pattern, values, reference, shape):
+    """Errors, per-entry scales and missing nonzeros against a dense reference.
+
+    An entry's scale is the largest `|reference|` in its row and in its column.
+    """
     reference = np.asarray(reference).reshape(shape)
     sparse = np.zeros(shape, dtype=reference.dtype)
     sparse[pattern.rows, pattern.cols] = np.asarray(values)
     inside = pattern.todense()
     missing = int(np.count_nonzero((reference != 0) & ~inside))
-    return (
-        np.abs(sparse - reference),
-        float(np.max(np.abs(reference), initial=0.0)),
-        missing,
-    )
+    magnitude = np.abs(reference)
+    row = np.max(magnitude, axis=1, initial=0.0)
+    col = np.max(magnitude, axis=0, initial=0.0)
+    scales = np.maximum(row[:, None], col[None, :])
+    return np.abs(sparse - reference), scales, missing
 
 
 def _choose(method, shape, caller) -> str:
@@ -141,8 +189,10 @@ def check_jacobian(
     - `jac_fn`: what [`asdex.jacobian`][] (or a sibling) returned.
     - `*args`, `**kwargs`: the point, as `jac_fn` is called.
     - `method`: `"auto"`, `"dense"` or `"probes"`.
-    - `rtol`, `atol`: passes if `max error <= atol + rtol * max|reference|`;
-      `rtol` defaults to `1e-4` in single and `1e-9` in double precision.
+    - `rtol`, `atol`: passes if every entry's error is at most `atol + rtol *
+      scale`, with `scale` the largest `|reference|` in the entry's row and
+      column (see [`asdex.CheckReport`][]); `rtol` defaults to `1e-4` in single
+      and `1e-9` in double precision.
     - `num_probes`, `seed`: how many random vectors of each kind, and their seed.
     - `raise_on_failure`: raise an `AssertionError` with the report on failure.
 
@@ -153,7 +203,7 @@ def check_jacobian(
         ```python
         jac_fn = asdex.jacobian(f, x)
         print(asdex.check_jacobian(jac_fn, x))
-        # passed: 49×50, dense, max error 0 (tolerance 4.8e-07, scale 4.8e+03), ...
+        # passed: 49×50, dense, max error 0; worst entry at (0, 0): error 0 (...)
         ```
     """
     caller = "asdex.check_jacobian"
@@ -171,9 +221,9 @@ def check_jacobian(
         reference = (
             jax.jit(jax.jacfwd(h))(point) if m and n else np.zeros((m, n), dtype)
         )
-        errors, scale, missing = _dense_compare(pattern, values, reference, (m, n))
+        errors, scales, missing = _dense_compare(pattern, values, reference, (m, n))
         return _finish(
-            _report(method, (m, n), errors, scale, rtol, atol, missing),
+            _report(method, (m, n), errors, scales, rtol, atol, missing),
             raise_on_failure,
             caller,
         )
@@ -192,15 +242,33 @@ def check_jacobian(
         sparse_ju = jax.vmap(
             lambda u: jax.ops.segment_sum(values * u[rows], cols, num_segments=n)
         )(U)
+        # Each product entry against the scales of the entries it sums (as
+        # `"dense"` judges them): `S @ |v|` for a row, `|u| @ S` for a column.
+        scale = _entry_scales(values, rows, cols, m, n)
+        scale_jv = jax.vmap(
+            lambda v: jax.ops.segment_sum(
+                scale * jnp.abs(v[cols]), rows, num_segments=m
+            )
+        )(V)
+        scale_ju = jax.vmap(
+            lambda u: jax.ops.segment_sum(
+                scale * jnp.abs(u[rows]), cols, num_segments=n
+            )
+        )(U)
         errors = jnp.concatenate(
             [jnp.abs(jv - sparse_jv).ravel(), jnp.abs(ju - sparse_ju).ravel()]
         )
-        scale = jnp.concatenate([jnp.abs(jv).ravel(), jnp.abs(ju).ravel()])
-        return jnp.max(errors, initial=0.0), jnp.max(scale, initial=0.0)
+        scales = jnp.concatenate(
+            [
+                jnp.maximum(scale_jv, jnp.abs(jv)).ravel(),
+                jnp.maximum(scale_ju, jnp.abs(ju)).ravel(),
+            ]
+        )
+        return errors, scales
 
-    error, scale = probe(point, values, V, U, *_indices(pattern))
+    errors, scales = probe(point, values, V, U, *_indices(pattern))
     return _finish(
-        _report(method, (m, n), np.asarray([error]), float(scale), rtol, atol, None),
+        _report(method, (m, n), errors, scales, rtol, atol, None),
         raise_on_failure,
         caller,
     )
@@ -243,9 +311,9 @@ def check_hessian(
     method = _choose(method, (n, n), caller)
     if method == "dense":
         reference = jax.jit(jax.hessian(h))(point) if n else np.zeros((0, 0), dtype)
-        errors, scale, missing = _dense_compare(pattern, values, reference, (n, n))
+        errors, scales, missing = _dense_compare(pattern, values, reference, (n, n))
         return _finish(
-            _report(method, (n, n), errors, scale, rtol, atol, missing),
+            _report(method, (n, n), errors, scales, rtol, atol, missing),
             raise_on_failure,
             caller,
         )
@@ -258,16 +326,34 @@ def check_hessian(
         sparse_hv = jax.vmap(
             lambda v: jax.ops.segment_sum(values * v[cols], rows, num_segments=n)
         )(V)
-        return jnp.max(jnp.abs(hv - sparse_hv), initial=0.0), jnp.max(
-            jnp.abs(hv), initial=0.0
-        )
+        # Each product entry against the scales of the entries it sums, `S @ |v|`.
+        scale = _entry_scales(values, rows, cols, n, n)
+        scale_hv = jax.vmap(
+            lambda v: jax.ops.segment_sum(
+                scale * jnp.abs(v[cols]), rows, num_segments=n
+            )
+        )(V)
+        return jnp.abs(hv - sparse_hv), jnp.maximum(scale_hv, jnp.abs(hv))
 
-    error, scale = probe(point, values, V, *_indices(pattern))
+    errors, scales = probe(point, values, V, *_indices(pattern))
     return _finish(
-        _report(method, (n, n), np.asarray([error]), float(scale), rtol, atol, None),
+        _report(method, (n, n), errors, scales, rtol, atol, None),
         raise_on_failure,
         caller,
     )
+
+
+def _entry_scales(values, rows, cols, m, n):
+    """Each nonzero's scale: the largest `|value|` in its row and in its column.
+
+    The probes have no dense reference, so the scales come from the values under
+    test; a wrong value large enough to inflate its own scale is still far from
+    the reference product.
+    """
+    magnitude = jnp.abs(values)
+    row = jax.ops.segment_max(magnitude, rows, num_segments=m)
+    col = jax.ops.segment_max(magnitude, cols, num_segments=n)
+    return jnp.maximum(row[rows], col[cols])
 
 
 def _indices(pattern):
