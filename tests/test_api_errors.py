@@ -161,3 +161,57 @@ def test_coloring_and_pattern_mismatches():
         asdex.check_jacobian(asdex.hessian(rosenbrock, jnp.ones(6)), jnp.ones(6))
     with pytest.raises(TypeError, match="ColoredPattern"):
         asdex.ColoredPattern(jac_coloring.pattern)
+
+
+def _branches(x):
+    if x[0] > 0:
+        return x**2
+    return x
+
+
+@pytest.mark.parametrize(
+    "build, caller, name",
+    [
+        (lambda: asdex.jacobian(_branches, jnp.ones(3)), "asdex.jacobian", "f"),
+        (
+            lambda: asdex.hessian(lambda x: jnp.sum(_branches(x)), jnp.ones(3)),
+            "asdex.hessian",
+            "f",
+        ),
+        (
+            lambda: asdex.jacobian_sparsity(_branches, jnp.ones(3)),
+            "asdex.jacobian_sparsity",
+            "f",
+        ),
+        (
+            lambda: asdex.SparseFunction(
+                lambda y, args: jnp.sum(_branches(y)), jnp.ones(3)
+            ),
+            "asdex.SparseFunction",
+            "fn",
+        ),
+        (
+            lambda: asdex.lineax.SparseHessianOperator(
+                lambda y, args: jnp.sum(_branches(y)), jnp.ones(3)
+            ),
+            "asdex.SparseHessianOperator",
+            "fn",
+        ),
+    ],
+)
+def test_python_branch_on_a_traced_value_says_what_to_write(build, caller, name):
+    """`if x[0] > 0:` gets asdex's advice, with JAX's error chained."""
+    with pytest.raises(TypeError, match=r"jnp\.where.*jax\.lax\.cond") as info:
+        build()
+    message = str(info.value)
+    assert message.startswith(f"`{caller}`: `{name}` branches in Python")
+    assert "for all input values at once" in message
+    assert isinstance(info.value.__cause__, jax.errors.TracerBoolConversionError)
+
+
+def test_python_int_of_a_traced_value_says_what_to_write():
+    with pytest.raises(
+        TypeError, match="`asdex.jacobian`: `f` turns the value"
+    ) as info:
+        asdex.jacobian(lambda x: x[: int(x[0])], jnp.ones(3))
+    assert isinstance(info.value.__cause__, jax.errors.ConcretizationTypeError)

@@ -17,6 +17,7 @@ from jaxtyping import Array, PyTree, Scalar
 
 from ._colored import ColoredPattern
 from ._pattern import SparsityPattern
+from ._trace import explain_traced_control_flow
 from .coloring import (
     AcyclicColoringResult,
     BicoloringResult,
@@ -139,7 +140,8 @@ class SparseFunction(eqx.Module):
                 f"`{caller}(fn=...)` must be a function `(y, args) -> out`, got "
                 f"{type(fn).__name__}."
             )
-        out_struct = eqx.filter_eval_shape(fn, y, args)
+        with explain_traced_control_flow(caller, "fn"):
+            out_struct = eqx.filter_eval_shape(fn, y, args)
         flat_in = flatten_structure(jax.eval_shape(lambda: y))
         flat_out = flatten_structure(out_struct)
         n, m = structure_size(flat_in), structure_size(flat_out)

@@ -10,6 +10,7 @@ static and closed over, as `jax.jacobian` does with non-differentiated arguments
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -120,6 +121,46 @@ def _differentiable_leaf(leaf, a: int, argnums, caller: str) -> jax.ShapeDtypeSt
     return aval
 
 
+@contextlib.contextmanager
+def explain_traced_control_flow(caller: str, name: str = "f"):
+    """Turn JAX's errors for Python control flow on traced values into asdex's.
+
+    Detection traces `f` once, with abstract values that stand for every input at
+    once, so `if x[0] > 0:` has no answer. JAX's `TracerBoolConversionError` (and
+    its siblings for `int(...)`, `range(...)` and `np.asarray(...)`) point into
+    JAX's and asdex's tracing code; this says what to write instead. The original
+    stays chained. `name` is what the public caller calls the function.
+    """
+    try:
+        yield
+    except jax.errors.TracerBoolConversionError as err:
+        raise TypeError(
+            f"`{caller}`: `{name}` branches in Python on the value of an input (`if`, "
+            "`while`, `and`/`or`, `bool(...)` on a traced array). asdex detects the "
+            "sparsity pattern by tracing `f` once, for all input values at once, so "
+            "such a branch cannot be taken. Write it with `jnp.where(condition, a, "
+            "b)` (both sides evaluated, elementwise) or `jax.lax.cond(condition, "
+            "true_fn, false_fn, *operands)`, and a loop on a value with "
+            "`jax.lax.while_loop` or `jax.lax.fori_loop`. A value that only "
+            "selects the structure (a size, a mode) can be passed as a Python "
+            "value instead of an array: asdex keeps it static."
+        ) from err
+    except (
+        jax.errors.ConcretizationTypeError,
+        jax.errors.TracerIntegerConversionError,
+        jax.errors.TracerArrayConversionError,
+    ) as err:
+        raise TypeError(
+            f"`{caller}`: `{name}` turns the value of an input into a Python or NumPy "
+            "value (`int(...)`, `float(...)`, `range(...)`, `np.asarray(...)` on a "
+            "traced array). asdex detects the sparsity pattern by tracing `f` once, "
+            "for all input values at once, so the value is unknown. Keep the "
+            "computation in `jax.numpy`, branch with `jnp.where` or `jax.lax.cond`, "
+            "or pass a value that only selects the structure (a size, an index) as "
+            "a Python value instead of an array: asdex keeps it static."
+        ) from err
+
+
 def trace(
     f: Callable,
     args: Sequence,
@@ -175,7 +216,8 @@ def trace(
         return [jnp.asarray(o) for o in out_leaves]
 
     fun = flat_fun if transform is None else transform(flat_fun, tracked)
-    jaxpr = jax.make_jaxpr(fun)(*dyn_avals)
+    with explain_traced_control_flow(caller):
+        jaxpr = jax.make_jaxpr(fun)(*dyn_avals)
     if len(nums) == 1:
         in_tree = arg_trees[nums[0]]
     else:

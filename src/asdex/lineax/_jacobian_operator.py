@@ -30,6 +30,7 @@ import lineax as lx
 from jaxtyping import Array, Inexact, PyTree, Scalar
 
 from .._colored import ColoredPattern
+from .._trace import explain_traced_control_flow
 from ..ad._compressed import Decompression, DecompressionPlan, _products, _seed
 from ._operator import PatternIndices, SparseMatrixOperator, pattern_indices
 from ._pattern_data import pattern_data
@@ -390,7 +391,8 @@ class SparseJacobianOperator(lx.AbstractLinearOperator):
 
             coloring = jacobian_coloring(fn, y, args, mode=None)
         n = structure_size(_structure_of(y))
-        out_struct = eqx.filter_eval_shape(fn, y, args)
+        with explain_traced_control_flow(caller, "fn"):
+            out_struct = eqx.filter_eval_shape(fn, y, args)
         m = structure_size(flatten_structure(out_struct))
         coloring = check_coloring(coloring, _JACOBIAN_MODES, (m, n), caller)
         _check_symmetric_tags(tags, coloring, caller)
@@ -501,7 +503,8 @@ class SparseHessianOperator(lx.AbstractLinearOperator):
                 f"`{caller}(fn=...)` must be a scalar function `(y, args) -> value`, "
                 f"got {type(fn).__name__}."
             )
-        out_struct = eqx.filter_eval_shape(fn, y, args)
+        with explain_traced_control_flow(caller, "fn"):
+            out_struct = eqx.filter_eval_shape(fn, y, args)
         leaves = jax.tree.leaves(out_struct)
         if (
             len(leaves) != 1
