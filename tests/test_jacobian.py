@@ -407,11 +407,28 @@ def test_empty_and_constant_functions():
     J = jac_fn(x)
     assert J.shape == (3, 4) and J.nse == 0
     np.testing.assert_array_equal(J.todense(), np.zeros((3, 4)))
-    with pytest.warns(asdex.DenseColoringWarning):
-        scalar_fn = asdex.jacobian(
-            lambda s: s**2, jnp.asarray(3.0), output_format="dense"
-        )
+    scalar_fn = asdex.jacobian(lambda s: s**2, jnp.asarray(3.0), output_format="dense")
     np.testing.assert_allclose(scalar_fn(jnp.asarray(3.0)), 6.0)
+
+
+def test_no_dense_warning_where_dense_ad_takes_one_product():
+    """One product is the least any coloring needs: nothing to warn about."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", asdex.DenseColoringWarning)
+        scalar = asdex.jacobian(lambda s: s**2, jnp.asarray(3.0))
+        gradient = asdex.jacobian(lambda x: jnp.sum(x**2), jnp.ones(5))
+        one = asdex.jacobian(lambda x: jnp.sin(x), jnp.ones(1))
+        column = asdex.jacobian(lambda s: s * jnp.arange(4.0), jnp.asarray(2.0))
+        hessian = asdex.hessian(lambda x: jnp.sum(x**3), jnp.ones(1))
+        coloring = asdex.jacobian_coloring(lambda x: jnp.sum(x**2), jnp.ones(5))
+    assert scalar.coloring.num_colors == gradient.coloring.num_colors == 1
+    assert one.coloring.num_colors == column.coloring.num_colors == 1
+    assert hessian.coloring.num_colors == coloring.num_colors == 1
+    np.testing.assert_allclose(gradient(jnp.arange(5.0)).todense(), 2 * jnp.arange(5.0))
+    np.testing.assert_allclose(hessian(jnp.ones(1)).todense(), [[6.0]])
+    # Two products or more, all needed, still warn.
+    with pytest.warns(asdex.DenseColoringWarning):
+        asdex.jacobian(lambda x: jnp.sum(x) * x[:2], jnp.ones(2))
 
 
 def test_dense_coloring_warns_once():

@@ -281,10 +281,20 @@ class ColoredPattern:
 
 
 def warn_if_dense(coloring: ColoredPattern, caller: str, stacklevel: int = 3) -> None:
-    """Warn with [`asdex.DenseColoringWarning`][] when the coloring saves nothing."""
+    """Warn with [`asdex.DenseColoringWarning`][] when the coloring saves nothing.
+
+    Only where sparsity could have saved something: dense AD needs `min(m, n)`
+    products for a Jacobian and `n` for a Hessian, and no coloring of a
+    non-empty pattern needs fewer than one. So a scalar input or output, a
+    gradient, a 1-element Hessian (dense AD in one product) never warns: there
+    the warning could only say that the problem is small.
+    """
     if not coloring.is_dense:
         return
     m, n = coloring.shape
+    dense_products = n if coloring.mode in ("star", "acyclic") else min(m, n)
+    if dense_products <= 1:
+        return
     if coloring.mode in ("star", "acyclic"):
         dense = f"`jax.hessian` ({_plural(n, 'HVP')})"
     else:
