@@ -411,3 +411,66 @@ def test_optimistix_root_find_inside_function():
 
     with no_unknown_primitives():
         assert_sound(f, jnp.linspace(0.5, 1.5, 3))
+
+
+# ---------------------------------------------------------------------------- custom_lin
+
+
+@jax.custom_vjp
+def _shifted_product(x):
+    return jnp.sin(x[1:]) * x[:-1]
+
+
+def _shifted_product_fwd(x):
+    return _shifted_product(x), x
+
+
+def _shifted_product_bwd(x, g):
+    grad = jnp.zeros_like(x).at[:-1].add(g * jnp.sin(x[1:]))
+    return (grad.at[1:].add(g * jnp.cos(x[1:]) * x[:-1]),)
+
+
+_shifted_product.defvjp(_shifted_product_fwd, _shifted_product_bwd)
+
+
+def _plain_shifted_product(x):
+    return jnp.sin(x[1:]) * x[:-1]
+
+
+def test_custom_lin_of_a_linearized_custom_vjp_is_exact():
+    """`jax.linearize` of a custom_vjp function leaves a `custom_lin` in the jaxpr.
+
+    Its pattern is the transpose of the backward rule's. JAX cannot differentiate
+    the linearized function (neither mode), so the oracle is `jax.jacrev` of the
+    function itself, which is the linear map's matrix.
+    """
+    x0 = jnp.linspace(0.1, 1.0, 6)
+    _, linear = jax.linearize(_shifted_product, x0)
+    jaxpr = jax.make_jaxpr(linear)(x0)
+    assert "custom_lin" in {e.primitive.name for e in jaxpr.jaxpr.eqns}
+    with no_unknown_primitives():
+        pattern = asdex.jacobian_sparsity(linear, x0)
+    expected = eye(5, 6) | eye(5, 6, 1)
+    np.testing.assert_array_equal(pattern.todense(), expected)
+    for point in (x0, jnp.asarray(np.random.default_rng(0).standard_normal(6))):
+        dense = np.asarray(jax.jacrev(_shifted_product)(point)) != 0
+        assert not np.any(dense & ~pattern.todense())
+
+
+def test_custom_lin_reads_residuals_that_depend_on_the_input():
+    """Residuals computed from the input: the map's output depends on them too."""
+    tangent = jnp.ones(6)
+
+    def g(x):
+        return jax.linearize(_shifted_product, x)[1](tangent)
+
+    def plain(x):
+        return jax.jvp(_plain_shifted_product, (x,), (tangent,))[1]
+
+    x = jnp.linspace(0.1, 1.0, 6)
+    with no_unknown_primitives():
+        pattern = asdex.jacobian_sparsity(g, x)
+    # Sound against the same map written without custom_vjp, and banded: the
+    # residual part is the union over the two tangent elements each output reads.
+    assert_sound(plain, x, pattern=pattern)
+    assert pattern.nnz <= 4 * 5 and not pattern.todense()[0, 3:].any()

@@ -10,11 +10,16 @@ is the identity, not zero. We therefore trace the rule itself:
 - `custom_vjp`: trace `jax.vjp` of the call and run the cotangent map on one
   local id per output element. The input cotangents' sets are the transposed local
   pattern, which we compose with the operands' sets.
+- `custom_lin`: what `jax.linearize` (or a JVP trace) leaves of a `custom_vjp`
+  call: the linear map `t ↦ L(res) t` whose transpose is the rule's `bwd(res, ·)`.
+  Its pattern is again the transposed local pattern of `bwd`, composed with the
+  tangents' sets, plus what `L(res)` reads of the residuals.
 """
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jex_core
 
@@ -177,5 +182,98 @@ def custom_vjp_call(interp: Interpreter, eqn, invals):
     outs, start = [], 0
     for size in out_sizes:
         outs.append(deps_all.gather(np.arange(start, start + size)))
+        start += size
+    return outputs_like(eqn, outs)
+
+
+def _lin_jaxpr(eqn, res, tangents):
+    """The jaxpr of `(res, cts) -> nonzero tangent cotangents` of a `custom_lin`."""
+    bwd = eqn.params["bwd"]
+    in_zeros = eqn.params["in_zeros"]
+    out_avals = eqn.params["out_avals"]
+
+    def transpose_map(res, cts):
+        cts_in = list(bwd.call_wrapped(*res, *cts))
+        nonzero = [c for c, z in zip(cts_in, in_zeros) if not z]
+        # A rule may return `None` (or a symbolic zero) for an input it ignores.
+        return [
+            c if isinstance(c, jax.Array) else jnp.zeros(t.shape, t.dtype)
+            for c, t in zip(nonzero, tangents)
+        ]
+
+    cts = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in out_avals]
+    return jax.make_jaxpr(transpose_map)([_sds(v) for v in res], cts)
+
+
+def _union(a: Deps, b: Deps) -> Deps:
+    """Row by row union of two `Deps` of the same size."""
+    size = a.size
+    pairs = np.stack([np.arange(size), size + np.arange(size)], axis=1)
+    return vstack([a, b]).compose(
+        np.arange(0, 2 * size + 1, 2, dtype=np.int64), pairs.reshape(-1)
+    )
+
+
+@register("custom_lin")
+def custom_lin(interp: Interpreter, eqn, invals):
+    """`t ↦ L(res) t`, whose transpose `bwd(res, ·)` the `custom_vjp` rule defines.
+
+    `out_k = Σ_i L_ki(res) t_i` depends on the tangent elements `t_i` with `L_ki`
+    structurally nonzero (the transpose of `bwd`'s local pattern, as for
+    `custom_vjp_call`), and on the residual elements those `L_ki` read. Running
+    `bwd` with residuals carrying their sets and cotangents carrying none gives,
+    for each `i`, the residual elements read by any `L_ki`; a superset for each
+    `k`, so sound.
+    """
+    num_res = eqn.params["num_res"]
+    res, tangents = invals[:num_res], invals[num_res:]
+    try:
+        closed = interp.cached(("lin", id(eqn)), lambda: _lin_jaxpr(eqn, res, tangents))
+    except Exception:  # noqa: BLE001 - fall back to the sound dense answer
+        interp.warn_unknown("custom_lin (its VJP rule could not be traced)")
+        return all_to_all(interp, eqn, invals)
+    out_avals = [var.aval for var in eqn.outvars]
+    out_sizes = [int(np.prod(a.shape, dtype=np.int64)) for a in out_avals]
+    m_local = int(sum(out_sizes))
+    total = int(sum(t.size for t in tangents))
+    # Local problem: which output elements does each tangent cotangent read?
+    local = Interpreter(m_local, parent=interp)
+    cts, offset = [], 0
+    for a, size in zip(out_avals, out_sizes):
+        cts.append(Abstract(a.shape, a.dtype, Deps.identity(size, offset, m_local)))
+        offset += size
+    constant_res = [Abstract(v.shape, v.dtype, None, v.value) for v in res]
+    in_cts = local.run_closed(closed, constant_res + cts)
+    rows = [
+        ct.deps if ct.deps is not None else Deps.empty(t.size, m_local)
+        for ct, t in zip(in_cts, tangents)
+    ]
+    if not rows:
+        return outputs_like(eqn, [None] * len(eqn.outvars))
+    # Output element -> tangent elements, in the stacked order of `tangents`.
+    local_t = transpose(vstack(rows), m_local, total)
+    ids, stacked = element_ids(tangents)
+    all_ids = np.concatenate([i.reshape(-1) for i in ids])
+    deps = None
+    if stacked is not None:
+        mapped = all_ids[local_t.indices.astype(np.int64)]
+        deps = stacked.compose(local_t.indptr, mapped)
+    # What the map reads of the residuals, per tangent element, then per output.
+    if any(v.deps is not None for v in res):
+        blank = [Abstract(a.shape, a.dtype, None) for a in out_avals]
+        via_res = interp.run_closed(closed, list(res) + blank)
+        res_rows = [
+            ct.deps if ct.deps is not None else Deps.empty(t.size, interp.n_inputs)
+            for ct, t in zip(via_res, tangents)
+        ]
+        from_res = vstack(res_rows).compose(
+            local_t.indptr, local_t.indices.astype(np.int64)
+        )
+        deps = from_res if deps is None else _union(deps, from_res)
+    if deps is None:
+        return outputs_like(eqn, [None] * len(eqn.outvars))
+    outs, start = [], 0
+    for size in out_sizes:
+        outs.append(deps.gather(np.arange(start, start + size)))
         start += size
     return outputs_like(eqn, outs)
