@@ -66,11 +66,12 @@ class ColoredPattern:
       `B = Sᵀ @ J` with `S` of shape `(m, c)`.
     - `"bidirectional"`: a star bicoloring; some JVPs on the columns plus some VJPs
       on the rows. Cheap for patterns with both dense rows and dense columns.
-    - `"star"`: a star coloring of a symmetric Hessian pattern; one HVP per color,
-      every nonzero read directly from `B = H @ S`.
+    - `"star"`: a star coloring of a symmetric Hessian pattern (the default); one
+      HVP per color, every nonzero read directly from `B = H @ S`.
     - `"acyclic"`: an acyclic coloring of a symmetric Hessian pattern; one HVP per
       color, the nonzeros solved from `B = H @ S` by substitution. It needs fewer
-      colors than star coloring (2 instead of 3 on a tridiagonal Hessian).
+      colors than star coloring (2 instead of 3 on a tridiagonal Hessian), but
+      rounding errors accumulate along the coloring's trees.
 
     **Arguments:**
 

@@ -11,7 +11,8 @@ map `v ↦ A v`, and that is all that is needed to make it sparse:
    arrays the operator closes over (the linearisation's residuals, `λ`, ...) are
    unknown constants to it, so the pattern holds whatever their values;
 2. color it: columns (or rows) that share no row (column) form one seed; for a
-   symmetric operator a star or acyclic coloring of the symmetrised pattern;
+   symmetric operator a star coloring of the symmetrised pattern (direct, so
+   each entry is as exact as its product);
 3. compute the compressed matrix. The map is linear, so the compressed product of
    a seed is just `operator.mv(seed)` (or `operator.transpose().mv(seed)`): one
    `jax.vmap` of `mv` over the seeds, no further differentiation;
