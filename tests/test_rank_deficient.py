@@ -208,31 +208,58 @@ def test_gradient_through_rank_deficient_fit():
 
 
 def chain(p, target):
-    """A sparse residual that never reads p[3]: a zero column in J."""
+    """A sparse residual with a zero column in J: p[3] enters only through a ReLU
+    that is never active (stored zeros: the hard case for the solvers)."""
     used = jnp.concatenate([p[:3], p[4:]])
+    anchor = used[:1] - target[:1] + jax.nn.relu(p[3] - 10.0)
+    # Tall (78×40): with more residuals than parameters, JᵀJ is singular. (A wide
+    # J would be solved through the nonsingular JJᵀ, zero column or not.)
+    prior = 0.1 * (used - 0.2)
+    return jnp.concatenate([used[1:] - used[:-1] ** 2 - target[1:], anchor, prior])
+
+
+def chain_structural(p, target):
+    """The same, with p[3] never read (no entry in the pattern at all)."""
+    used = jnp.concatenate([p[:3], p[4:]])
+    prior = 0.1 * (used - 0.2)
     return jnp.concatenate(
-        [used[1:] - used[:-1] ** 2 - target[1:], used[:1] - target[:1]]
+        [used[1:] - used[:-1] ** 2 - target[1:], used[:1] - target[:1], prior]
     )
 
 
 @pytest.mark.parametrize(
-    "solver",
+    "solver, residual",
     [
-        aox.SparseGaussNewton(1e-10, 1e-10),
-        aox.SparseLevenbergMarquardt(1e-10, 1e-10),
-        optx.GaussNewton(1e-10, 1e-10, linear_solver=asdex.SparseLinearSolver()),
-        optx.LevenbergMarquardt(1e-10, 1e-10, linear_solver=asdex.SparseLinearSolver()),
+        (aox.SparseGaussNewton(1e-10, 1e-10), chain),
+        (aox.SparseLevenbergMarquardt(1e-10, 1e-10), chain),
+        (
+            optx.GaussNewton(1e-10, 1e-10, linear_solver=asdex.SparseLinearSolver()),
+            chain,
+        ),
+        (
+            optx.LevenbergMarquardt(
+                1e-10, 1e-10, linear_solver=asdex.SparseLinearSolver()
+            ),
+            chain,
+        ),
+        (aox.SparseGaussNewton(1e-10, 1e-10), chain_structural),
     ],
-    ids=["dedicated-GN", "dedicated-LM", "drop-in-GN", "drop-in-LM"],
+    ids=["dedicated-GN", "dedicated-LM", "drop-in-GN", "drop-in-LM", "structural"],
 )
-def test_unused_parameter(solver):
+def test_unused_parameter(solver, residual):
     n = 40
     target = jnp.linspace(0.01, 0.2, n - 1)
-    pattern = asdex.jacobian_sparsity(chain, jnp.ones(n), target)
-    assert pattern.nnz < n * (n - 1) / 4  # a sparse problem
+    pattern = asdex.jacobian_sparsity(residual, jnp.ones(n), target)
+    assert pattern.nnz < pattern.shape[0] * n / 4  # a sparse problem
+    jac = jax.jacfwd(residual)(jnp.full(n, 0.3), target)
+    assert not jnp.any(jac[:, 3])  # the zero column
     p0 = jnp.full(n, 0.3)
-    sol = optx.least_squares(chain, solver, p0, target, max_steps=100, throw=False)
+    sol = optx.least_squares(residual, solver, p0, target, max_steps=100, throw=False)
     assert sol.result == optx.RESULTS.successful
-    assert float(jnp.max(jnp.abs(chain(sol.value, target)))) < 1e-9
+    # The oracle: the stock solver with a dense SVD.
+    oracle = optx.least_squares(
+        residual, optx.GaussNewton(1e-10, 1e-10, linear_solver=SVD), p0, target
+    )
+    np.testing.assert_allclose(sol.value, oracle.value, rtol=1e-8, atol=1e-10)
     # Untouched: minimum-norm steps have no component along a zero column.
     np.testing.assert_allclose(sol.value[3], 0.3, atol=1e-12)
