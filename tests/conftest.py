@@ -15,3 +15,14 @@ def key():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def pytest_collection_modifyitems(config, items):
+    # `slow` tests run only when asked for (`uv run pytest -m slow`), so that the
+    # default suite stays within its time budget on 2 cores.
+    if "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with `uv run pytest -m slow`")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -355,8 +355,10 @@ def test_singular(rng):
             jnp.ones(4),
         ),
         (
+            # Only when full rank is assumed; by default this is a minimum-norm
+            # solve (tests/test_rank_deficient.py).
             SparseMatrixOperator.from_dense(tall_rank_deficient),
-            SparseNormalEquations(),
+            SparseNormalEquations(min_norm=False),
             jnp.ones(6),
         ),
     ]
@@ -456,8 +458,11 @@ def test_auto_selection(rng):
     assert isinstance(
         auto.select_solver(lx.MatrixLinearOperator(jnp.eye(3))), lx.AutoLinearSolver
     )
+    # Only `well_posed=True` promises full rank: rectangular operators get
+    # minimum-norm solves by default.
     assert (
-        auto.assume_full_rank()
+        SparseLinearSolver(well_posed=True).assume_full_rank()
+        and not auto.assume_full_rank()
         and not SparseLinearSolver(well_posed=False).assume_full_rank()
     )
     # Dense fallback: Lineax's own solver, least squares by QR for well_posed=None.

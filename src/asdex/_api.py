@@ -169,6 +169,10 @@ def jacobian_coloring(
     traced = _trace_jacobian(f, args, sample_kwargs, argnums, has_aux, caller)
     coloring = _color_jacobian(pattern_of(traced), mode, order, caller)
     warn_if_dense(coloring, caller)
+    # Remember the samples' constants, which solvers check the coloring against.
+    coloring._samples = Layout.from_traced(
+        traced, args, sample_kwargs, argnums, has_aux, caller
+    )
     return coloring
 
 
@@ -217,6 +221,10 @@ def hessian_coloring(
     pattern = pattern_of(traced)
     coloring = _color_hessian(pattern | pattern.T, mode, order, caller)
     warn_if_dense(coloring, caller)
+    # Only the samples' constants are checked later; outputs do not matter.
+    coloring._samples = Layout.from_traced(
+        traced, args, sample_kwargs, argnums, has_aux, caller
+    )
     return coloring
 
 

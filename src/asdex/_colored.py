@@ -92,7 +92,11 @@ class ColoredPattern:
         ```
     """
 
-    __slots__ = ("_result", "_mode", "_hash")
+    # `_samples`: the `Layout` of the sample arguments the pattern was detected
+    # from, when `asdex.jacobian_coloring` / `hessian_coloring` made it, so that
+    # solvers and operators given the coloring can refuse other constants (see
+    # `asdex.ad._layout.check_coloring_samples`). Not part of equality or hash.
+    __slots__ = ("_result", "_mode", "_hash", "_samples")
 
     def __init__(self, result: AbstractColoringResult):
         mode = _MODES.get(type(result))
@@ -105,6 +109,7 @@ class ColoredPattern:
         self._result = result
         self._mode = mode
         self._hash = None
+        self._samples = None
 
     # ---------------------------------------------------------------- properties
 

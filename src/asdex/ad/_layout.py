@@ -186,6 +186,14 @@ class Layout:
 
     # ------------------------------------------------------------- calls
 
+    def stale_static(self, leaves: list) -> tuple[str, Any, Any] | None:
+        """The first static leaf that differs from the samples' (`leaves` in the
+        samples' flat order): `(path, value, sample)`, or `None`."""
+        for pos, (leaf, kind) in enumerate(zip(leaves, self.kinds, strict=True)):
+            if kind == _STATIC and not _same_static(leaf, self.statics[pos]):
+                return self.paths[pos], leaf, self.statics[pos]
+        return None
+
     def check_call(self, args: tuple, kwargs: dict) -> list:
         """Check a call against the samples; return the leaves of `(args, kwargs)`.
 
@@ -208,17 +216,19 @@ class Layout:
                 f"build a new one with `{caller}` for these arguments."
             )
         out = list(leaves)
+        stale = self.stale_static(leaves)
+        if stale is not None:
+            path, got, sample = stale
+            raise ValueError(
+                f"The function built by `{caller}` was called with "
+                f"{path} = {got!r}, but its samples had "
+                f"{sample!r} there. Leaves that are not arrays are "
+                "constants baked into the sparsity pattern. To vary it, pass "
+                "it as an array (for example `jnp.asarray(value)`) both in "
+                f"the samples given to `{caller}` and in the calls."
+            )
         for pos, (leaf, kind) in enumerate(zip(leaves, self.kinds, strict=True)):
             if kind == _STATIC:
-                if not _same_static(leaf, self.statics[pos]):
-                    raise ValueError(
-                        f"The function built by `{caller}` was called with "
-                        f"{self.paths[pos]} = {leaf!r}, but its samples had "
-                        f"{self.statics[pos]!r} there. Leaves that are not arrays are "
-                        "constants baked into the sparsity pattern. To vary it, pass "
-                        "it as an array (for example `jnp.asarray(value)`) both in "
-                        f"the samples given to `{caller}` and in the calls."
-                    )
                 continue
             aval = self.avals[pos]
             assert aval is not None
@@ -367,3 +377,35 @@ def _unravel(vector, avals) -> list:
             out.append(np.zeros(aval.shape, dtype=jax.dtypes.float0))
         offset += size
     return out
+
+
+def check_coloring_samples(coloring, args: tuple, caller: str) -> None:
+    """Refuse a precomputed coloring whose constants differ from `args`'.
+
+    `coloring` came from `asdex.jacobian_coloring(fn, *samples)` (or
+    `hessian_coloring`), which records the samples' layout on it; `args` are the
+    positional arguments it is now used with. A non-array leaf (a Python `shift`
+    for `jnp.roll`, say) is a constant baked into the pattern, exactly as for
+    `asdex.jacobian`'s own calls (`Layout.check_call`), so another value makes the
+    coloring wrong, silently. Colorings made otherwise carry no samples and are not
+    checked; nor are arguments of another structure, which the shape check catches.
+    """
+    layout = getattr(coloring, "_samples", None)
+    if layout is None:
+        return
+    leaves, tree = jtu.tree_flatten((tuple(args), {}))
+    if tree != layout.args_tree:
+        return
+    stale = layout.stale_static(leaves)
+    if stale is not None:
+        path, got, sample = stale
+        made_by = layout.caller
+        raise ValueError(
+            f"`{caller}(coloring=...)` was detected by `{made_by}` with {path} = "
+            f"{sample!r}, but it is now used with {got!r} there (argument 0 is `y`, "
+            "argument 1 is `args`). Leaves that are not "
+            "arrays are constants baked into the sparsity pattern, so the coloring "
+            f"may be wrong for the new value. Build it again with `{made_by}` for "
+            "these arguments, or pass the value as an array (for example "
+            f"`jnp.asarray(value)`) both to `{made_by}` and here."
+        )

@@ -32,6 +32,7 @@ from jaxtyping import Array, Inexact, PyTree, Scalar
 from .._colored import ColoredPattern
 from .._trace import explain_traced_control_flow
 from ..ad._compressed import Decompression, DecompressionPlan, _products, _seed
+from ..ad._layout import check_coloring_samples
 from ._operator import PatternIndices, SparseMatrixOperator, pattern_indices
 from ._pattern_data import pattern_data
 from ._sparsify import sparsify
@@ -395,6 +396,7 @@ class SparseJacobianOperator(lx.AbstractLinearOperator):
             out_struct = eqx.filter_eval_shape(fn, y, args)
         m = structure_size(flatten_structure(out_struct))
         coloring = check_coloring(coloring, _JACOBIAN_MODES, (m, n), caller)
+        check_coloring_samples(coloring, (y, args), caller)
         _check_symmetric_tags(tags, coloring, caller)
         comp = compression(coloring)
         out, _, values = _jacobian_values(fn, y, args, comp, chunk_size=chunk_size)
@@ -521,6 +523,7 @@ class SparseHessianOperator(lx.AbstractLinearOperator):
             coloring = hessian_coloring(fn, y, args)
         n = structure_size(_structure_of(y))
         coloring = check_coloring(coloring, _HESSIAN_MODES, (n, n), caller)
+        check_coloring_samples(coloring, (y, args), caller)
         comp = compression(coloring)
         _, _, _, values = _hessian_values(fn, y, args, comp, chunk_size=chunk_size)
         structure = jax.eval_shape(lambda: y)

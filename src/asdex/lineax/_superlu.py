@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from collections.abc import Callable, Hashable
 from typing import Literal
 
@@ -32,7 +33,8 @@ import scipy.sparse.linalg as spla
 from jaxtyping import Array, Inexact, Int
 
 from .._pattern import SparsityPattern
-from ._ldl import CheckedLDLFactor, LDLFactor
+from ._ldl import CheckedLDLFactor, LDLFactor, check_pivots
+from ._minnorm import MinNormFactor
 from ._pattern_data import pattern_data
 
 # What to factorise, given the values of a matrix A stored on its pattern:
@@ -44,7 +46,10 @@ from ._pattern_data import pattern_data
 #   symmetric mode (minimum degree on A + Aᵀ, diagonal pivots).
 # - "gram_cols": AᵀA (the normal equations of a tall A), likewise.
 # - "gram_rows": AAᵀ (of a wide A), likewise.
-Kind = Literal["lu", "symmetric", "gram_cols", "gram_rows"]
+# - "minnorm": the minimum-norm least-squares solution `A⁺ b` (or `(Aᵀ)⁺ b`),
+#   robust to rank deficiency (see `_minnorm.py`); the solution has A's input
+#   size (output size when transposed), not the right-hand side's.
+Kind = Literal["lu", "symmetric", "gram_cols", "gram_rows", "minnorm"]
 
 _SYMMETRIC_OPTIONS = dict(
     permc_spec="MMD_AT_PLUS_A",
@@ -160,8 +165,12 @@ def _factorise(kind: Kind, pattern: SparsityPattern, values: np.ndarray):
         ):
             # Symmetric values (A = Aᵀ = `at`), definiteness unknown: try the
             # cheaper L D Lᵀ, checked solve by solve (see `CheckedLDLFactor`).
-            return CheckedLDLFactor(at, lambda: spla.splu(at, permc_spec=spec))
-        return spla.splu(at, permc_spec=spec)
+            return CheckedLDLFactor(at, lambda: _checked_splu(at, spec))
+        return _checked_splu(at, spec)
+    if kind == "minnorm":
+        return MinNormFactor(
+            _matrix(pattern, values), float(np.finfo(values.dtype).eps)
+        )
     if kind == "symmetric":
         m, n = pattern.shape
         a = sp.csc_array(
@@ -176,40 +185,73 @@ def _factorise(kind: Kind, pattern: SparsityPattern, values: np.ndarray):
     return LDLFactor(a)
 
 
+def _warn_failure(kind: Kind, pattern: SparsityPattern, error: Exception) -> None:
+    warnings.warn(
+        f"asdex's sparse {kind!r} solve of a {pattern.shape[0]}×{pattern.shape[1]} "
+        f"matrix failed on the host with {type(error).__name__}: {error}. The "
+        "solve returns NaN with a failed `lineax.RESULTS` code.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+
+def _checked_splu(a: sp.csc_array, spec: str):
+    """`splu(a)`, raising `RuntimeError` when a pivot is negligible.
+
+    SuperLU only stops at an exactly zero pivot. A matrix that is singular up to
+    rounding (collinear columns, a Hessian with a flat direction) factorises
+    "successfully" with a pivot of the size of the rounding error, and the solve
+    is then garbage of that size's reciprocal. Such a matrix is reported as
+    singular instead (see `check_pivots`).
+    """
+    lu = spla.splu(a, permc_spec=spec)
+    check_pivots(lu.U.diagonal(), a.dtype)
+    return lu
+
+
 def _solve_host(
     kind: Kind,
     pattern: SparsityPattern,
     transpose: bool,
     values: np.ndarray,
     rhs: np.ndarray,
+    out_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Solve with every matrix in `values` against every vector in `rhs`.
 
     `values` has shape `(*bv, nnz)` and `rhs` `(*bb, size)`, where the batch shapes
     broadcast (`jax.pure_callback`'s `vmap_method="expand_dims"` gives unbatched
     arguments axes of size one). Returns `(x, info)`: solutions `(*batch, size)` and
-    codes `(*batch,)`, 0 for success and 1 for a singular or non-finite matrix.
+    codes `(*batch,)`, 0 for success and 1 for a singular or non-finite matrix,
+    2 when the factorisation failed otherwise (the reason is warned about, since
+    an exception cannot cross `jax.pure_callback` readably).
+    `out_size` is the solutions' size when it is not the right-hand sides'
+    ("minnorm").
     """
     values = np.asarray(values)
     rhs = np.asarray(rhs)
     out_dtype = np.result_type(values.dtype, rhs.dtype)
     batch = np.broadcast_shapes(values.shape[:-1], rhs.shape[:-1])
     size = rhs.shape[-1]
-    x = np.empty(batch + (size,), dtype=out_dtype)
+    out = size if out_size is None else out_size
+    x = np.empty(batch + (out,), dtype=out_dtype)
     info = np.zeros(batch, dtype=np.int32)
     flat_values = values.reshape(-1, values.shape[-1])
     # Lineax's convention for `lu_solve`: trans=1 solves with the transpose. Our
     # "lu" factor is of Aᵀ, so A itself is solved with SuperLU's trans="T".
     if kind == "lu":
         trans = "N" if transpose else "T"
+    elif kind == "minnorm":
+        trans = "T" if transpose else "N"
     else:
         trans = "N"  # symmetric matrices
     key = (kind, pattern)
 
     def solve(matrix_values: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
         # `b` has shape (size, k): several right-hand sides share one factor.
+        nan = np.full((out, b.shape[1]), np.nan, out_dtype)
         if not np.all(np.isfinite(matrix_values)):
-            return np.full(b.shape, np.nan, out_dtype), 1
+            return nan, 1
         matrix_values = np.ascontiguousarray(matrix_values)
         try:
             factor = factor_cache.get(
@@ -218,20 +260,32 @@ def _solve_host(
                 lambda: _factorise(kind, pattern, matrix_values),
             )
         except RuntimeError:  # "Factor is exactly singular", "not quasi-definite"
-            return np.full(b.shape, np.nan, out_dtype), 1
-        with factor_cache.lock:
-            sol = factor.solve(np.asfortranarray(b.astype(matrix_values.dtype)), trans)
+            return nan, 1
+        except Exception as error:  # noqa: BLE001 - anything else, e.g. out of memory
+            # An exception raised here would reach the user as a bare
+            # "INTERNAL: CpuCallback error"; report a code and say why instead.
+            _warn_failure(kind, pattern, error)
+            return nan, 2
+        try:
+            with factor_cache.lock:
+                sol = factor.solve(
+                    np.asfortranarray(b.astype(matrix_values.dtype)), trans
+                )
+        except Exception as error:  # noqa: BLE001 - as above
+            _warn_failure(kind, pattern, error)
+            return nan, 2
         if not np.all(np.isfinite(sol)):  # a zero pivot that slipped through
-            return np.full(b.shape, np.nan, out_dtype), 1
+            return nan, 1
         return sol, 0
 
-    if size == 0:
+    if size == 0 or out == 0:
+        x[...] = 0
         return x, info
     if flat_values.shape[0] == 1:
         # One matrix: factorise once, solve for all right-hand sides together.
         b = np.broadcast_to(rhs, batch + (size,)).reshape(-1, size).T
         sol, code = solve(flat_values[0], b)
-        x[...] = sol.T.reshape(batch + (size,))
+        x[...] = sol.T.reshape(batch + (out,))
         info[...] = code
         return x, info
     values_b = np.broadcast_to(values, batch + values.shape[-1:])
@@ -250,26 +304,28 @@ def superlu_solve(
     rhs: Inexact[Array, " size"],
     *,
     transpose: bool = False,
-) -> tuple[Inexact[Array, " size"], Int[Array, ""]]:
+    out_size: int | None = None,
+) -> tuple[Inexact[Array, " out"], Int[Array, ""]]:
     """Solve `M x = rhs` on the host, where `M` is built from `values` per `kind`.
 
     Works under `jit` and `vmap` (batched values and/or right-hand sides; one
     factorisation serves all right-hand sides of an unbatched matrix). It has no
     derivative rule of its own: Lineax differentiates `linear_solve` itself.
 
-    **Returns:** `(x, info)`, with `info` 0 on success and 1 when the matrix is
-    singular or not finite (then `x` is NaN).
+    **Returns:** `(x, info)`, with `info` 0 on success, 1 when the matrix is
+    singular or not finite, and 2 when the host solve failed otherwise (then `x`
+    is NaN). `out_size` is the size of `x` when it differs from `rhs`'s.
     """
     with jax.numpy_dtype_promotion("standard"):
         dtype = jnp.result_type(values, rhs)
-    size = math.prod(rhs.shape)
+    size = math.prod(rhs.shape) if out_size is None else out_size
     result_shapes = (
         jax.ShapeDtypeStruct((size,), dtype),
         jax.ShapeDtypeStruct((), jnp.int32),
     )
 
     def callback(values, rhs):
-        x, info = _solve_host(kind, pattern, transpose, values, rhs)
+        x, info = _solve_host(kind, pattern, transpose, values, rhs, out_size)
         return x.astype(dtype, copy=False), info
 
     return jax.pure_callback(

@@ -11,8 +11,14 @@
 Each reuses a precomputed coloring (`coloring=`) across solves, or detects the
 pattern once when the solve is traced. Stock Optimistix solvers become sparse too
 when given `linear_solver=asdex.SparseLinearSolver()`.
+
+Gradients through any solve, stock or asdex's, stay sparse with
+`adjoint=asdex.optimistix.sparse_adjoint()` (see
+[`asdex.optimistix.sparse_adjoint`][]): Optimistix's default adjoint forms the
+Jacobian at the solution densely.
 """
 
+from ._adjoint import sparse_adjoint as sparse_adjoint
 from ._least_squares import (
     AbstractSparseGaussNewton as AbstractSparseGaussNewton,
     SparseDampedNewtonDescent as SparseDampedNewtonDescent,

@@ -273,7 +273,11 @@ _COMMON_ARGS = """- `rtol`, `atol`: relative and absolute tolerances: the solve 
     test).
 - `norm`: the norm of these tests, as in Optimistix (`optimistix.max_norm`, ...).
 - `linear_solver`: the solver of the linear least-squares problems; by default
-    [`asdex.SparseLinearSolver`][], which uses the sparse normal equations.
+    [`asdex.SparseLinearSolver`][], which uses the sparse normal equations and
+    returns minimum-norm steps when `J` is rank deficient (dead units, unused
+    parameters), as `lineax.AutoLinearSolver(well_posed=False)` does densely.
+    `asdex.SparseLinearSolver(well_posed=True)` assumes full rank instead and
+    reports a rank-deficient step as a failed solve.
 - `coloring`: an [`asdex.ColoredPattern`][] of the residual's Jacobian with
     respect to `y` (from `asdex.jacobian_coloring(fn, y0, args)`), to reuse across
     solves; `None` detects and colors the pattern when the solve is traced.

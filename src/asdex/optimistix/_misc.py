@@ -12,6 +12,7 @@ import optimistix as optx
 from jaxtyping import Array, Bool, PyTree, Scalar
 
 from .._colored import ColoredPattern
+from ..ad._layout import check_coloring_samples
 from ..coloring import color_hessian, color_jacobian
 from ..detection import hessian_sparsity, jacobian_sparsity
 from ..lineax._jacobian_operator import (
@@ -110,6 +111,7 @@ def jacobian_compression(
         coloring = ColoredPattern(color_jacobian(pattern))
         return compression(coloring)
     check_coloring(given.coloring, _JACOBIAN_MODES, (m, n), caller)
+    check_coloring_samples(given.coloring, (y, args), caller)
     if _symmetric(tags) and not pattern_data(given.pattern).is_symmetric_pattern:
         raise ValueError(
             f"`{caller}`: the problem's `tags` declare a symmetric Jacobian, but the "
@@ -133,6 +135,7 @@ def hessian_compression(
         pattern = hessian_sparsity(lambda y, args: fn(y, args)[0], y, args)
         return compression(ColoredPattern(color_hessian(pattern)))
     check_coloring(given.coloring, _HESSIAN_MODES, (n, n), caller)
+    check_coloring_samples(given.coloring, (y, args), caller)
     return given
 
 

@@ -17,7 +17,7 @@ from .normal import SparseNormalEquations
 # The state records the choice, and the solver is rebuilt from it. The choice is a
 # static field of a module, not a bare string: Optimistix's `Chord` keeps the state
 # in its loop and applies `lax.stop_gradient` to it, which rejects strings.
-_CHOICES = ("cholesky", "lu", "normal", "dense")
+_CHOICES = ("cholesky", "lu", "normal", "dense", "dense_rectangular")
 
 
 class _Choice(eqx.Module):
@@ -37,8 +37,15 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
     - a square operator tagged positive or negative semidefinite is solved by
       [`asdex.lineax.SparseCholesky`][];
     - any other square operator by [`asdex.lineax.SparseLU`][];
-    - a rectangular operator by [`asdex.lineax.SparseNormalEquations`][] (least
-      squares when tall, minimum norm when wide).
+    - a rectangular operator by [`asdex.lineax.SparseNormalEquations`][]: the
+      minimum-norm least-squares solution, which is correct for rank-deficient
+      operators too (dead units, unused parameters), unless `well_posed=True`;
+    - with `well_posed=False`, square operators too, so that a singular square
+      system gets its minimum-norm least-squares solution, as with
+      `lineax.AutoLinearSolver(well_posed=False)`.
+
+    A square operator that is singular up to rounding is reported as
+    `lineax.RESULTS.singular` by the direct solvers, never solved into garbage.
 
     Matrix-free operators, which is what Optimistix passes, are sparsified by
     detecting the pattern of their `mv` once per trace. An operator with no sparse
@@ -64,6 +71,8 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
             )
             small = max(operator.in_size(), operator.out_size()) <= self.max_dense_size
             if dense or small:
+                if operator.in_size() != operator.out_size():
+                    return "dense_rectangular", operator
                 return "dense", operator
             raise ValueError(
                 "`SparseLinearSolver` got a "
@@ -77,7 +86,7 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
                 f" ({err})"
             ) from err
         m, n = sparse.pattern.shape
-        if m != n:
+        if m != n or self.well_posed is False:
             return "normal", sparse
         if lx.is_positive_semidefinite(sparse) or lx.is_negative_semidefinite(sparse):
             return "cholesky", sparse
@@ -89,7 +98,11 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
         if choice == "lu":
             return SparseLU()
         if choice == "normal":
-            return SparseNormalEquations()
+            return SparseNormalEquations(min_norm=self.well_posed is not True)
+        if choice == "dense_rectangular" and self.well_posed is None:
+            # Rectangular operators get minimum-norm solves, dense ones too (SVD,
+            # where Lineax's default QR assumes full rank).
+            return lx.AutoLinearSolver(well_posed=False)
         return lx.AutoLinearSolver(well_posed=self.well_posed)
 
     def select_solver(
@@ -134,17 +147,24 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
         return (choice, inner), options
 
     def assume_full_rank(self) -> bool:
-        # The sparse solvers all assume full rank; so does Lineax's dense fallback
-        # unless `well_posed=False`.
-        return self.well_posed is not False
+        # Only `well_posed=True` promises full rank: by default rectangular
+        # operators get minimum-norm solves, whose derivatives need Lineax's
+        # pseudo-inverse terms (a few more solves with the cached factor).
+        return self.well_posed is True
 
 
 SparseLinearSolver.__init__.__doc__ = """**Arguments:**
 
-- `well_posed`: passed to `lineax.AutoLinearSolver` for the dense fallback only
-    (`None`: least squares by QR for non-square operators; `False`: SVD, for
-    rank-deficient systems). Sparse operators are always solved by the sparse
-    solvers, which assume full rank.
+- `well_posed`: as for `lineax.AutoLinearSolver`. `None` (the default): square
+    operators are solved directly (assumed nonsingular; a singular one is
+    reported as `lineax.RESULTS.singular`) and rectangular ones by minimum-norm
+    least squares. `False`: every operator by minimum-norm least squares, for
+    singular square systems (the Hessian of a rank-deficient fit in
+    `optimistix.ImplicitAdjoint`). `True`: rectangular operators are assumed to
+    have full rank too, skipping the few extra solves of the minimum-norm
+    refinement. The dense fallback passes it to `lineax.AutoLinearSolver`,
+    except that a rectangular operator with `None` gets `False` (SVD, minimum
+    norm) there too.
 - `max_dense_size`: the largest input or output size at which an operator
     without a sparse form is densified for Lineax's solvers.
 """
