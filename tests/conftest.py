@@ -15,3 +15,14 @@ def key():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def pytest_collection_modifyitems(config, items):
+    # `slow` checks run only when asked for with `-m` (e.g. `-m slow`), so that the
+    # default suite stays within its time budget.
+    if config.option.markexpr:
+        return
+    skip = pytest.mark.skip(reason="slow: run with `uv run pytest -m slow`")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
