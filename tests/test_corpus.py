@@ -20,9 +20,10 @@ with the section of issue 11 that fixes it: they run as `xfail(strict=True)`, so
 a fix makes them pass loudly and the entry must then be deleted. Differences that
 are meant to stay are in `DELIBERATE_DIFFERENCES`, with the reason.
 
-The default suite runs the full solver matrix in float64 and a slice of the other
-variants (every problem once through its first stock and first dedicated solver);
-`-m slow` adds the rest.
+The default suite runs a slice (see `_is_default`): every problem through the
+first stock and the first dedicated solver of its kind in float64, every solver on
+one showcase problem, and the other variants on a few cases. `-m slow` runs all
+combinations.
 """
 
 from __future__ import annotations
@@ -458,9 +459,10 @@ def assert_tree_close(actual, expected, tol, what):
 
 
 # The default suite keeps within its time budget (each case traces and compiles a
-# whole solve, 1-3 s on an idle core) by running every problem once through the
+# whole solve, 1-3 s on an idle core, more for the dedicated solvers, whose case
+# also differentiates through the solve) by running every problem once through the
 # first stock and the first dedicated solver in float64, every other solver on the
-# showcase problem of its kind, and the other variants on the showcases only.
+# showcase problem of its kind, and the other variants on a few cases only.
 # `-m slow` runs the full product.
 SHOWCASE = {
     "root": "cos_root",
@@ -471,18 +473,27 @@ SHOWCASE = {
 # The indirect Levenberg-Marquardt solves a scalar root-find inside every step and
 # is the slowest to compile; its showcase is the smallest least-squares problem.
 SHOWCASE_OVERRIDES = {"IndirectLevenbergMarquardt": "rosenbrock_list"}
-DEFAULT_VARIANT_SHOWCASES = {"float32", "strict", "default_adjoint"}
+# A second instance of a family already in the default suite.
+SLOW_PROBLEMS = {"coupled_fixed_point"}
+DEFAULT_VARIANT_CASES = {
+    ("cos_root", "Newton", "float32"),
+    ("cos_root", "SparseNewton", "float32"),
+    ("graph_residual", "GaussNewton", "float32"),
+    ("cos_root", "Newton", "strict"),
+    ("cos_root", "SparseNewton", "strict"),
+    ("graph_residual", "GaussNewton", "strict"),
+    ("graph_residual", "SparseLevenbergMarquardt", "strict"),
+    ("cos_root", "SparseNewton", "default_adjoint"),
+}
 
 
 def _is_default(problem: str, solver: str, variant: str) -> bool:
+    if variant != "float64":
+        return (problem, solver, variant) in DEFAULT_VARIANT_CASES
     kind = corpus.KINDS[problem]
     first = solver in (STOCK[kind][0], DEDICATED[kind][0])
     showcase = SHOWCASE_OVERRIDES.get(solver, SHOWCASE[kind])
-    if variant == "float64":
-        return first or problem == showcase
-    if variant in DEFAULT_VARIANT_SHOWCASES:
-        return first and problem == SHOWCASE[kind] and kind in ("root", "least_squares")
-    return False
+    return problem not in SLOW_PROBLEMS and (first or problem == showcase)
 
 
 def _cases():
