@@ -14,6 +14,7 @@ from jax.experimental import sparse as jsparse
 from ._colored import ColoredPattern, warn_if_dense
 from ._pattern import SparsityPattern
 from ._trace import Traced, sample_args as _samples, trace
+from .ad._complex import check_real_hessian, complex_mode
 from .ad._layout import Layout
 from .ad._sparse_hessian import SparseHessian
 from .ad._sparse_jacobian import SparseJacobian
@@ -56,6 +57,12 @@ def _trace_jacobian(f, args, kwargs, argnums, has_aux, caller) -> Traced:
     return trace(f, args, kwargs, argnums, has_aux, caller)
 
 
+def _complex_mode(traced: Traced, holomorphic, mode, caller, argument="mode"):
+    return complex_mode(
+        traced.in_leaves, traced.out_leaves, holomorphic, mode, caller, argument
+    )
+
+
 def _trace_hessian(f, args, kwargs, argnums, has_aux, caller):
     """Trace the gradient of `f` (for the pattern), checking that `f` is scalar."""
     store: dict = {}
@@ -86,6 +93,7 @@ def _trace_hessian(f, args, kwargs, argnums, has_aux, caller):
         return _gradient(checked, tracked, caller)
 
     traced = trace(f, args, kwargs, argnums, has_aux, caller, transform=transform)
+    check_real_hessian(traced.in_leaves, caller)
     return traced, store["out_avals"]
 
 
@@ -123,6 +131,7 @@ def jacobian_coloring(
     has_aux: bool = False,
     input_shape: int | tuple[int, ...] | None = None,
     order="natural",
+    holomorphic: bool = False,
     **sample_kwargs,
 ) -> ColoredPattern:
     """Detect the Jacobian sparsity pattern of `f` and color it.
@@ -144,6 +153,9 @@ def jacobian_coloring(
         `"dynamic_largest_first"`, `"random"`), an
         [`asdex.coloring.AbstractOrder`][], a permutation, or a sequence of
         these to keep the best.
+    - `holomorphic`: as for [`asdex.jacobian`][]; with complex inputs or outputs
+        it decides which modes give JAX's Jacobian (`mode=None` picks one of
+        them).
 
     **Returns:**
 
@@ -165,6 +177,7 @@ def jacobian_coloring(
     caller = "asdex.jacobian_coloring"
     args = _samples(sample_args, input_shape, caller)
     traced = _trace_jacobian(f, args, sample_kwargs, argnums, has_aux, caller)
+    mode = _complex_mode(traced, holomorphic, mode, caller)
     coloring = _color_jacobian(pattern_of(traced), mode, order, caller)
     warn_if_dense(coloring, caller)
     return coloring
@@ -231,10 +244,12 @@ def _jacobian(
     output_format,
     chunk_size,
     with_value,
+    holomorphic,
     traced=None,
 ) -> SparseJacobian:
     if traced is None:
         traced = _trace_jacobian(f, args, kwargs, argnums, has_aux, caller)
+    _complex_mode(traced, holomorphic, coloring.mode, caller, "coloring")
     layout = Layout.from_traced(traced, args, kwargs, argnums, has_aux, caller)
     return SparseJacobian(
         f,
@@ -259,9 +274,11 @@ def _detect_and_build_jacobian(
     order,
     sample_kwargs,
     with_value,
+    holomorphic,
 ) -> SparseJacobian:
     args = _samples(sample_args, input_shape, caller)
     traced = _trace_jacobian(f, args, sample_kwargs, argnums, has_aux, caller)
+    mode = _complex_mode(traced, holomorphic, mode, caller)
     coloring = _color_jacobian(pattern_of(traced), mode, order, caller)
     warn_if_dense(coloring, caller, stacklevel=4)
     return _jacobian(
@@ -275,6 +292,7 @@ def _detect_and_build_jacobian(
         output_format,
         chunk_size,
         with_value,
+        holomorphic,
         traced,
     )
 
@@ -289,6 +307,7 @@ def jacobian(
     chunk_size: int | None = None,
     input_shape: int | tuple[int, ...] | None = None,
     order="natural",
+    holomorphic: bool = False,
     **sample_kwargs,
 ) -> SparseJacobian:
     """A function computing the sparse Jacobian of `f`, like `jax.jacobian(f)`.
@@ -364,6 +383,7 @@ def jacobian(
         order,
         sample_kwargs,
         with_value=False,
+        holomorphic=holomorphic,
     )
 
 
@@ -377,6 +397,7 @@ def value_and_jacobian(
     chunk_size: int | None = None,
     input_shape: int | tuple[int, ...] | None = None,
     order="natural",
+    holomorphic: bool = False,
     **sample_kwargs,
 ) -> SparseJacobian:
     """Like [`asdex.jacobian`][], but calls return `(f(*args), J)`.
@@ -409,6 +430,7 @@ def value_and_jacobian(
         order,
         sample_kwargs,
         with_value=True,
+        holomorphic=holomorphic,
     )
 
 
@@ -422,6 +444,7 @@ def jacobian_from_coloring(
     chunk_size: int | None = None,
     input_shape: int | tuple[int, ...] | None = None,
     with_value: bool = False,
+    holomorphic: bool = False,
     **sample_kwargs,
 ) -> SparseJacobian:
     """A sparse Jacobian of `f` that reuses a coloring, skipping detection.
@@ -473,6 +496,7 @@ def jacobian_from_coloring(
         output_format,
         chunk_size,
         with_value,
+        holomorphic,
     )
 
 
@@ -488,6 +512,7 @@ def jacobian_from_pattern(
     input_shape: int | tuple[int, ...] | None = None,
     order="natural",
     with_value: bool = False,
+    holomorphic: bool = False,
     **sample_kwargs,
 ) -> SparseJacobian:
     """A sparse Jacobian of `f` for a sparsity pattern you already have.
@@ -519,9 +544,12 @@ def jacobian_from_pattern(
     """
     caller = "asdex.jacobian_from_pattern"
     pattern = _as_pattern(pattern, caller)
-    coloring = _color_jacobian(pattern, mode, order, caller)
+    _check_mode(mode, _JACOBIAN_MODES, caller)
     args, input_shape = _default_samples(sample_args, input_shape, pattern.shape[1])
     args = _samples(args or (), input_shape, caller)
+    traced = _trace_jacobian(f, args, sample_kwargs, argnums, has_aux, caller)
+    mode = _complex_mode(traced, holomorphic, mode, caller)
+    coloring = _color_jacobian(pattern, mode, order, caller)
     warn_if_dense(coloring, caller)
     return _jacobian(
         caller,
@@ -534,6 +562,8 @@ def jacobian_from_pattern(
         output_format,
         chunk_size,
         with_value,
+        holomorphic,
+        traced,
     )
 
 

@@ -35,7 +35,9 @@ from .lineax._jacobian_operator import (
     _jacobian_values,
     _tags,
     check_coloring,
+    check_complex_coloring,
     compression,
+    lineax_holomorphic,
 )
 from .lineax._structure import FlatStructure, flatten_structure, structure_size
 
@@ -158,8 +160,11 @@ class SparseFunction(eqx.Module):
             if jacobian_coloring is None:
                 from ._api import jacobian_coloring as detect
 
-                jacobian_coloring = detect(fn, y, args, mode=mode)
+                jacobian_coloring = detect(
+                    fn, y, args, mode=mode, holomorphic=lineax_holomorphic(y)
+                )
             check_coloring(jacobian_coloring, _JACOBIAN_MODES, (m, n), caller)
+            check_complex_coloring(y, out_struct, jacobian_coloring, caller)
             jac_comp = compression(jacobian_coloring)
         if hessian:
             if hessian_coloring is None:
