@@ -343,6 +343,14 @@ def jacobian(
         memory); `None` evaluates all at once.
     - `input_shape`: for a function of one array, its shape instead of a sample.
     - `order`: the vertex order of the coloring; see [`asdex.jacobian_coloring`][].
+    - `holomorphic`: whether `f` is holomorphic, as in `jax.jacfwd`. With `True`,
+        inputs and outputs must be complex and the result is the complex Jacobian
+        `∂f/∂z`, the same in every mode. With `False` (the default), asdex gives
+        what JAX gives: for real inputs and complex outputs `jax.jacfwd`'s
+        Jacobian (by JVPs: `mode=None` picks `"fwd"`), for complex inputs and
+        real outputs `jax.jacrev`'s (by VJPs), and complex inputs and outputs
+        raise, as in JAX. See
+        [complex numbers](../howto/jacobians.md#complex-numbers-holomorphic).
     - `**sample_kwargs`: sample keyword arguments of `f`, never differentiated.
 
     **Returns:**
@@ -353,7 +361,9 @@ def jacobian(
     the coloring is no cheaper than dense differentiation.
 
     **Raises:** `TypeError` or `ValueError` naming the argument for integer inputs,
-    `argnums` out of range, or `has_aux=True` with an `f` that returns no pair.
+    `argnums` out of range, `has_aux=True` with an `f` that returns no pair, or
+    complex inputs and outputs without `holomorphic=True` (and a `mode` that cannot
+    give JAX's complex Jacobian).
     Calls with other shapes or dtypes than the samples raise as well.
 
     !!! Example
@@ -669,8 +679,9 @@ def hessian(
     its `repr` is the coloring's picture. Emits an [`asdex.DenseColoringWarning`][]
     if the coloring needs `n` colors.
 
-    **Raises:** `TypeError` if `f` does not return one real scalar, and the errors
-    of [`asdex.jacobian`][].
+    **Raises:** `TypeError` if `f` does not return one real scalar or has complex
+    inputs (as `jax.hessian` without `holomorphic=True`; split them into real and
+    imaginary parts), and the errors of [`asdex.jacobian`][].
 
     !!! Example
 

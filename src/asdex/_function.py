@@ -133,7 +133,9 @@ class SparseFunction(eqx.Module):
             detecting them (from an earlier run, or from
             [`load`][asdex._function.SparseFunction.load]).
         - `mode`: the Jacobian's coloring mode, `"fwd"`, `"rev"`, `"bidirectional"`
-            or `None` for the cheaper of JVPs and VJPs.
+            or `None` for the cheaper of JVPs and VJPs. Complex `y` is read as
+            holomorphic, as Lineax does, and real `y` with complex outputs needs
+            JVPs (see [`asdex.SparseJacobianOperator`][]).
         """
         caller = "asdex.SparseFunction"
         if not callable(fn):

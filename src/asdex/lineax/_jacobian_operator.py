@@ -356,6 +356,11 @@ class SparseJacobianOperator(lx.AbstractLinearOperator):
     tuple of arrays, ...). Columns follow the leaves of `y` and rows the leaves of
     the output, each in `jax.tree_util` order and row-major: Lineax's own layout.
 
+    Complex `y` is read as Lineax reads it: `fn` is taken to be holomorphic, and
+    the operator is `∂fn/∂y` (as `jax.jacfwd(..., holomorphic=True)`). Real `y`
+    with complex outputs uses JVPs, which keep the imaginary parts (a coloring
+    for VJPs raises a `TypeError`).
+
     The operator works under `jax.jit`, `jax.vmap` and `jax.grad` (including through
     `lineax.linear_solve`, where the derivative flows through the values into `y`
     and `args`). The coloring is a static field with a cached hash, so operators
