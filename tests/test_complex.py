@@ -230,6 +230,26 @@ def test_hessian_of_complex_inputs_raises():
         jax.hessian(energy)(z)
 
 
+def test_check_jacobian_uses_jax_jacobian():
+    """`check_jacobian` compares with the Jacobian JAX defines for the dtypes."""
+    z, x = _z(6), jnp.linspace(0.5, 2.0, 6)
+    for f, point, holo in (
+        (holomorphic, _z(), True),
+        (real_to_complex, x, False),
+        (complex_to_real, z, False),
+    ):
+        jac_fn = asdex.jacobian(f, point, holomorphic=holo)
+        for method in ("dense", "probes"):
+            report = asdex.check_jacobian(jac_fn, point, method=method)
+            assert report.passed and report.scale > 0
+    # A broken promise is caught: VJPs of a function that is not holomorphic
+    # differ from the holomorphic reference (`jax.jacfwd(..., holomorphic=True)`).
+    z = _z(5)
+    jac_fn = asdex.jacobian(not_holomorphic, z, mode="rev", holomorphic=True)
+    report = asdex.check_jacobian(jac_fn, z, raise_on_failure=False)
+    assert not report.passed and report.max_error > 1
+
+
 # ---------------------------------------------------------------- operators
 
 

@@ -138,6 +138,31 @@ def test_jacobian_pytrees_and_reuse(dtype):
     np.testing.assert_allclose(J, jax.jacfwd(residual)(x), rtol=_rtol(dtype))
 
 
+def test_mixed_precision_leaves():
+    """float32 and float64 leaves in one PyTree: the derivative's dtype is their
+    standard promotion, which strict promotion would refuse to compute."""
+    y = {
+        "a": jnp.linspace(0.1, 1.0, 4, dtype=jnp.float32),
+        "b": jnp.linspace(0.2, 1.0, 4),
+    }
+
+    def f(y):
+        return {"p": y["a"] ** 2, "q": y["b"] * jnp.sum(y["b"])}
+
+    def energy(y):
+        return jnp.sum(y["a"] ** 4).astype(jnp.float64) + jnp.sum(y["b"] ** 3)
+
+    J_ref, H_ref = jax.jacfwd(f)(y), jax.hessian(energy)(y)
+    with jax.numpy_dtype_promotion("strict"):
+        J = asdex.jacobian(f, y, output_format="dense")(y)
+        H = asdex.hessian(energy, y, output_format="dense")(y)
+        assert asdex.check_jacobian(asdex.jacobian(f, y), y).passed
+    for out, inp in (("p", "a"), ("q", "b")):
+        np.testing.assert_allclose(J[out][inp], J_ref[out][inp], rtol=1e-6)
+    for a in ("a", "b"):
+        np.testing.assert_allclose(H[a][a], H_ref[a][a], rtol=1e-6)
+
+
 @pytest.mark.parametrize("precision", default_in("float64"))
 def test_jacobian_one_program_per_product(dtype, monkeypatch):
     """The products run as separate programs (large Jacobians on CPU), here forced

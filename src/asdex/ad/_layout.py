@@ -181,13 +181,20 @@ class Layout:
         inexact = [
             a.dtype for a in self.out_avals if jnp.issubdtype(a.dtype, jnp.inexact)
         ]
-        dtype = jnp.result_type(*(inexact or [a.dtype for a in self.in_avals]))
+        with jax.numpy_dtype_promotion("standard"):
+            dtype = jnp.result_type(*(inexact or [a.dtype for a in self.in_avals]))
         if any(jnp.issubdtype(a.dtype, jnp.complexfloating) for a in self.in_avals):
             return complex_dtype(dtype)
         return dtype
 
-    def hessian_dtype(self):
-        return jnp.result_type(*[a.dtype for a in self.in_avals])
+    def input_dtype(self):
+        """The differentiated inputs' promoted dtype (a Hessian's values')."""
+        # Standard promotion: leaves of several precisions under strict promotion
+        # have no common type otherwise.
+        with jax.numpy_dtype_promotion("standard"):
+            return jnp.result_type(*[a.dtype for a in self.in_avals])
+
+    hessian_dtype = input_dtype
 
     # ------------------------------------------------------------- calls
 
