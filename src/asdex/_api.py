@@ -14,6 +14,7 @@ from jax.experimental import sparse as jsparse
 from ._colored import ColoredPattern, warn_if_dense
 from ._pattern import SparsityPattern
 from ._trace import Traced, sample_args as _samples, trace
+from .ad._complex import check_real_hessian, complex_mode
 from .ad._layout import Layout
 from .ad._sparse_hessian import SparseHessian
 from .ad._sparse_jacobian import SparseJacobian
@@ -58,6 +59,12 @@ def _trace_jacobian(f, args, kwargs, argnums, has_aux, caller) -> Traced:
     return trace(f, args, kwargs, argnums, has_aux, caller)
 
 
+def _complex_mode(traced: Traced, holomorphic, mode, caller, argument="mode"):
+    return complex_mode(
+        traced.in_leaves, traced.out_leaves, holomorphic, mode, caller, argument
+    )
+
+
 def _trace_hessian(f, args, kwargs, argnums, has_aux, caller):
     """Trace the gradient of `f` (for the pattern), checking that `f` is scalar."""
     store: dict = {}
@@ -88,6 +95,7 @@ def _trace_hessian(f, args, kwargs, argnums, has_aux, caller):
         return _gradient(checked, tracked, caller)
 
     traced = trace(f, args, kwargs, argnums, has_aux, caller, transform=transform)
+    check_real_hessian(traced.in_leaves, caller)
     return traced, store["out_avals"]
 
 
@@ -125,6 +133,7 @@ def jacobian_coloring(
     has_aux: bool = False,
     input_shape: int | tuple[int, ...] | None = None,
     order="natural",
+    holomorphic: bool = False,
     **sample_kwargs,
 ) -> ColoredPattern:
     """Detect the Jacobian sparsity pattern of `f` and color it.
@@ -146,6 +155,9 @@ def jacobian_coloring(
         `"dynamic_largest_first"`, `"random"`), an
         [`asdex.coloring.AbstractOrder`][], a permutation, or a sequence of
         these to keep the best.
+    - `holomorphic`: as for [`asdex.jacobian`][]; with complex inputs or outputs
+        it decides which modes give JAX's Jacobian (`mode=None` picks one of
+        them).
 
     **Returns:**
 
@@ -167,6 +179,7 @@ def jacobian_coloring(
     caller = "asdex.jacobian_coloring"
     args = _samples(sample_args, input_shape, caller)
     traced = _trace_jacobian(f, args, sample_kwargs, argnums, has_aux, caller)
+    mode = _complex_mode(traced, holomorphic, mode, caller)
     coloring = _color_jacobian(pattern_of(traced), mode, order, caller)
     warn_if_dense(coloring, caller)
     # Remember the samples' constants, which solvers check the coloring against.
@@ -242,10 +255,12 @@ def _jacobian(
     output_format,
     chunk_size,
     with_value,
+    holomorphic,
     traced=None,
 ) -> SparseJacobian:
     if traced is None:
         traced = _trace_jacobian(f, args, kwargs, argnums, has_aux, caller)
+    _complex_mode(traced, holomorphic, coloring.mode, caller, "coloring")
     layout = Layout.from_traced(traced, args, kwargs, argnums, has_aux, caller)
     return SparseJacobian(
         f,
@@ -270,9 +285,11 @@ def _detect_and_build_jacobian(
     order,
     sample_kwargs,
     with_value,
+    holomorphic,
 ) -> SparseJacobian:
     args = _samples(sample_args, input_shape, caller)
     traced = _trace_jacobian(f, args, sample_kwargs, argnums, has_aux, caller)
+    mode = _complex_mode(traced, holomorphic, mode, caller)
     coloring = _color_jacobian(pattern_of(traced), mode, order, caller)
     warn_if_dense(coloring, caller, stacklevel=4)
     return _jacobian(
@@ -286,6 +303,7 @@ def _detect_and_build_jacobian(
         output_format,
         chunk_size,
         with_value,
+        holomorphic,
         traced,
     )
 
@@ -300,6 +318,7 @@ def jacobian(
     chunk_size: int | None = None,
     input_shape: int | tuple[int, ...] | None = None,
     order="natural",
+    holomorphic: bool = False,
     **sample_kwargs,
 ) -> SparseJacobian:
     """A function computing the sparse Jacobian of `f`, like `jax.jacobian(f)`.
@@ -335,6 +354,14 @@ def jacobian(
         memory); `None` evaluates all at once.
     - `input_shape`: for a function of one array, its shape instead of a sample.
     - `order`: the vertex order of the coloring; see [`asdex.jacobian_coloring`][].
+    - `holomorphic`: whether `f` is holomorphic, as in `jax.jacfwd`. With `True`,
+        inputs and outputs must be complex and the result is the complex Jacobian
+        `∂f/∂z`, the same in every mode. With `False` (the default), asdex gives
+        what JAX gives: for real inputs and complex outputs `jax.jacfwd`'s
+        Jacobian (by JVPs: `mode=None` picks `"fwd"`), for complex inputs and
+        real outputs `jax.jacrev`'s (by VJPs), and complex inputs and outputs
+        raise, as in JAX. See
+        [complex numbers](../howto/jacobians.md#complex-numbers-holomorphic).
     - `**sample_kwargs`: sample keyword arguments of `f`, never differentiated.
 
     **Returns:**
@@ -345,7 +372,9 @@ def jacobian(
     the coloring is no cheaper than dense differentiation.
 
     **Raises:** `TypeError` or `ValueError` naming the argument for integer inputs,
-    `argnums` out of range, or `has_aux=True` with an `f` that returns no pair.
+    `argnums` out of range, `has_aux=True` with an `f` that returns no pair, or
+    complex inputs and outputs without `holomorphic=True` (and a `mode` that cannot
+    give JAX's complex Jacobian).
     Calls with other shapes or dtypes than the samples raise as well.
 
     !!! Example
@@ -375,6 +404,7 @@ def jacobian(
         order,
         sample_kwargs,
         with_value=False,
+        holomorphic=holomorphic,
     )
 
 
@@ -388,6 +418,7 @@ def value_and_jacobian(
     chunk_size: int | None = None,
     input_shape: int | tuple[int, ...] | None = None,
     order="natural",
+    holomorphic: bool = False,
     **sample_kwargs,
 ) -> SparseJacobian:
     """Like [`asdex.jacobian`][], but calls return `(f(*args), J)`.
@@ -420,6 +451,7 @@ def value_and_jacobian(
         order,
         sample_kwargs,
         with_value=True,
+        holomorphic=holomorphic,
     )
 
 
@@ -433,6 +465,7 @@ def jacobian_from_coloring(
     chunk_size: int | None = None,
     input_shape: int | tuple[int, ...] | None = None,
     with_value: bool = False,
+    holomorphic: bool = False,
     **sample_kwargs,
 ) -> SparseJacobian:
     """A sparse Jacobian of `f` that reuses a coloring, skipping detection.
@@ -484,6 +517,7 @@ def jacobian_from_coloring(
         output_format,
         chunk_size,
         with_value,
+        holomorphic,
     )
 
 
@@ -499,6 +533,7 @@ def jacobian_from_pattern(
     input_shape: int | tuple[int, ...] | None = None,
     order="natural",
     with_value: bool = False,
+    holomorphic: bool = False,
     **sample_kwargs,
 ) -> SparseJacobian:
     """A sparse Jacobian of `f` for a sparsity pattern you already have.
@@ -530,9 +565,12 @@ def jacobian_from_pattern(
     """
     caller = "asdex.jacobian_from_pattern"
     pattern = _as_pattern(pattern, caller)
-    coloring = _color_jacobian(pattern, mode, order, caller)
+    _check_mode(mode, _JACOBIAN_MODES, caller)
     args, input_shape = _default_samples(sample_args, input_shape, pattern.shape[1])
     args = _samples(args or (), input_shape, caller)
+    traced = _trace_jacobian(f, args, sample_kwargs, argnums, has_aux, caller)
+    mode = _complex_mode(traced, holomorphic, mode, caller)
+    coloring = _color_jacobian(pattern, mode, order, caller)
     warn_if_dense(coloring, caller)
     return _jacobian(
         caller,
@@ -545,6 +583,8 @@ def jacobian_from_pattern(
         output_format,
         chunk_size,
         with_value,
+        holomorphic,
+        traced,
     )
 
 
@@ -651,8 +691,9 @@ def hessian(
     its `repr` is the coloring's picture. Emits an [`asdex.DenseColoringWarning`][]
     if the coloring needs `n` colors.
 
-    **Raises:** `TypeError` if `f` does not return one real scalar, and the errors
-    of [`asdex.jacobian`][].
+    **Raises:** `TypeError` if `f` does not return one real scalar or has complex
+    inputs (as `jax.hessian` without `holomorphic=True`; split them into real and
+    imaginary parts), and the errors of [`asdex.jacobian`][].
 
     !!! Example
 

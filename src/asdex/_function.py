@@ -36,7 +36,9 @@ from .lineax._jacobian_operator import (
     _jacobian_values,
     _tags,
     check_coloring,
+    check_complex_coloring,
     compression,
+    lineax_holomorphic,
 )
 from .lineax._structure import FlatStructure, flatten_structure, structure_size
 
@@ -132,7 +134,9 @@ class SparseFunction(eqx.Module):
             detecting them (from an earlier run, or from
             [`load`][asdex._function.SparseFunction.load]).
         - `mode`: the Jacobian's coloring mode, `"fwd"`, `"rev"`, `"bidirectional"`
-            or `None` for the cheaper of JVPs and VJPs.
+            or `None` for the cheaper of JVPs and VJPs. Complex `y` is read as
+            holomorphic, as Lineax does, and real `y` with complex outputs needs
+            JVPs (see [`asdex.SparseJacobianOperator`][]).
         """
         caller = "asdex.SparseFunction"
         if not callable(fn):
@@ -160,8 +164,11 @@ class SparseFunction(eqx.Module):
             if jacobian_coloring is None:
                 from ._api import jacobian_coloring as detect
 
-                jacobian_coloring = detect(fn, y, args, mode=mode)
+                jacobian_coloring = detect(
+                    fn, y, args, mode=mode, holomorphic=lineax_holomorphic(y)
+                )
             check_coloring(jacobian_coloring, _JACOBIAN_MODES, (m, n), caller)
+            check_complex_coloring(y, out_struct, jacobian_coloring, caller)
             jac_comp = compression(jacobian_coloring)
         if hessian:
             if hessian_coloring is None:

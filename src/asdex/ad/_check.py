@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools as ft
 from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._sparse_derivative import AbstractSparseDerivative
 from ._sparse_hessian import SparseHessian
 from ._sparse_jacobian import SparseJacobian
 
@@ -83,15 +83,9 @@ def _setup(derivative, cls, caller, args, kwargs):
     leaves = layout.check_call(args, kwargs)
     primals, others = layout.split_leaves(leaves)
     g = layout.function_of_primals(derivative.fn, others)
-    point = layout.ravel_inputs(primals, _dtype(derivative))
+    point = layout.ravel_inputs(primals, layout.input_dtype())
     values = derivative.nonzeros(*args, **kwargs)
     return layout, g, point, values
-
-
-def _dtype(derivative: AbstractSparseDerivative):
-    if isinstance(derivative, SparseHessian):
-        return derivative.layout.hessian_dtype()
-    return derivative.layout.jacobian_dtype()
 
 
 def _report(method, shape, errors, scales, rtol, atol, missing) -> CheckReport:
@@ -212,15 +206,27 @@ def check_jacobian(
     pattern = jac_fn.coloring.pattern
     m, n = pattern.shape
     rtol = _rtol(dtype) if rtol is None else rtol
+    # The reference is the Jacobian that JAX defines (see `_complex.py`):
+    # holomorphic for complex inputs and outputs, `jax.jacrev`'s for complex
+    # inputs and real outputs, `jax.jacfwd`'s otherwise.
+    complex_in = jnp.iscomplexobj(point)
+    complex_out = any(
+        jnp.issubdtype(a.dtype, jnp.complexfloating) for a in layout.out_avals
+    )
+    out_dtype = dtype if complex_out or not complex_in else jnp.finfo(dtype).dtype
+    jvps_defined = complex_out or not complex_in
+    vjps_defined = complex_in or not complex_out
 
     def h(v):
-        return layout.ravel_outputs(g(*layout.unravel_inputs(v))[0], dtype)
+        return layout.ravel_outputs(g(*layout.unravel_inputs(v))[0], out_dtype)
 
     method = _choose(method, (m, n), caller)
     if method == "dense":
-        reference = (
-            jax.jit(jax.jacfwd(h))(point) if m and n else np.zeros((m, n), dtype)
-        )
+        if complex_in and complex_out:
+            dense = ft.partial(jax.jacfwd, holomorphic=True)
+        else:
+            dense = jax.jacfwd if jvps_defined else jax.jacrev
+        reference = jax.jit(dense(h))(point) if m and n else np.zeros((m, n), dtype)
         errors, scales, missing = _dense_compare(pattern, values, reference, (m, n))
         return _finish(
             _report(method, (m, n), errors, scales, rtol, atol, missing),
@@ -228,43 +234,48 @@ def check_jacobian(
             caller,
         )
     rng = np.random.default_rng(seed)
-    V = jnp.asarray(rng.standard_normal((num_probes, n)), dtype)
-    U = jnp.asarray(rng.standard_normal((num_probes, m)), dtype)
+    V = jnp.asarray(rng.standard_normal((num_probes, n)), point.dtype)
+    U = jnp.asarray(rng.standard_normal((num_probes, m)), out_dtype)
 
     @jax.jit
     def probe(point, values, V, U, rows, cols):
-        jv = jax.vmap(lambda v: jax.jvp(h, (point,), (v,))[1])(V)
-        _, pullback = jax.vjp(h, point)
-        ju = jax.vmap(lambda u: pullback(u)[0])(U)
-        sparse_jv = jax.vmap(
-            lambda v: jax.ops.segment_sum(values * v[cols], rows, num_segments=m)
-        )(V)
-        sparse_ju = jax.vmap(
-            lambda u: jax.ops.segment_sum(values * u[rows], cols, num_segments=n)
-        )(U)
-        # Each product entry against the scales of the entries it sums (as
+        # Only the products that JAX defines for these dtypes: a VJP of a real
+        # function with complex outputs keeps only real parts, and a JVP of one
+        # with complex inputs and real outputs is not `jax.jacrev`'s `J v`. Each
+        # product entry is judged against the scales of the entries it sums (as
         # `"dense"` judges them): `S @ |v|` for a row, `|u| @ S` for a column.
         scale = _entry_scales(values, rows, cols, m, n)
-        scale_jv = jax.vmap(
-            lambda v: jax.ops.segment_sum(
-                scale * jnp.abs(v[cols]), rows, num_segments=m
-            )
-        )(V)
-        scale_ju = jax.vmap(
-            lambda u: jax.ops.segment_sum(
-                scale * jnp.abs(u[rows]), cols, num_segments=n
-            )
-        )(U)
-        errors = jnp.concatenate(
-            [jnp.abs(jv - sparse_jv).ravel(), jnp.abs(ju - sparse_ju).ravel()]
-        )
-        scales = jnp.concatenate(
-            [
-                jnp.maximum(scale_jv, jnp.abs(jv)).ravel(),
-                jnp.maximum(scale_ju, jnp.abs(ju)).ravel(),
-            ]
-        )
-        return errors, scales
+        errors, scales = [], []
+        if jvps_defined:
+            jv = jax.vmap(lambda v: jax.jvp(h, (point,), (v,))[1])(V)
+            sparse_jv = jax.vmap(
+                lambda v: jax.ops.segment_sum(
+                    values * v[cols].astype(values.dtype), rows, num_segments=m
+                )
+            )(V)
+            scale_jv = jax.vmap(
+                lambda v: jax.ops.segment_sum(
+                    scale * jnp.abs(v[cols]), rows, num_segments=m
+                )
+            )(V)
+            errors.append(jnp.abs(jv - sparse_jv).ravel())
+            scales.append(jnp.maximum(scale_jv, jnp.abs(jv)).ravel())
+        if vjps_defined:
+            _, pullback = jax.vjp(h, point)
+            ju = jax.vmap(lambda u: pullback(u)[0])(U)
+            sparse_ju = jax.vmap(
+                lambda u: jax.ops.segment_sum(
+                    values * u[rows].astype(values.dtype), cols, num_segments=n
+                )
+            )(U)
+            scale_ju = jax.vmap(
+                lambda u: jax.ops.segment_sum(
+                    scale * jnp.abs(u[rows]), cols, num_segments=n
+                )
+            )(U)
+            errors.append(jnp.abs(ju - sparse_ju).ravel())
+            scales.append(jnp.maximum(scale_ju, jnp.abs(ju)).ravel())
+        return jnp.concatenate(errors), jnp.concatenate(scales)
 
     errors, scales = probe(point, values, V, U, *_indices(pattern))
     return _finish(

@@ -321,7 +321,11 @@ def _products(fn: Callable, count: int, chunk_size: int | None) -> Array:
 
 
 def _seed(colors: Array, k, dtype) -> Array:
-    return (colors == k).astype(dtype)
+    # `k` (an int32 loop index under `vmap` and `lax.map`) is cast to the colors'
+    # narrow type rather than the colors widened: `==` between int8 and int32 does
+    # not promote under `jax_numpy_dtype_promotion="strict"`, and the narrow type
+    # is the point (see `_colors_array`). `k < 2**7` for int8 colors, and so on.
+    return (colors == jnp.asarray(k, colors.dtype)).astype(dtype)
 
 
 # A linearization, `lin`, is what `jax.linearize` or `jax.vjp` returns: a

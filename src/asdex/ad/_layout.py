@@ -21,6 +21,7 @@ import jax.tree_util as jtu
 import numpy as np
 
 from .._trace import Traced, is_array_leaf, normalize_argnums
+from ._complex import complex_dtype
 
 _DIFF, _ARRAY, _STATIC = "diff", "array", "static"
 
@@ -175,14 +176,25 @@ class Layout:
         return sum(self.out_sizes)
 
     def jacobian_dtype(self):
-        """The dtype of the derivative's values: the outputs' promoted float dtype."""
+        """The dtype of the derivative's values: the outputs' promoted float dtype,
+        complex if an input is complex (VJPs give complex cotangents there)."""
         inexact = [
             a.dtype for a in self.out_avals if jnp.issubdtype(a.dtype, jnp.inexact)
         ]
-        return jnp.result_type(*(inexact or [a.dtype for a in self.in_avals]))
+        with jax.numpy_dtype_promotion("standard"):
+            dtype = jnp.result_type(*(inexact or [a.dtype for a in self.in_avals]))
+        if any(jnp.issubdtype(a.dtype, jnp.complexfloating) for a in self.in_avals):
+            return complex_dtype(dtype)
+        return dtype
 
-    def hessian_dtype(self):
-        return jnp.result_type(*[a.dtype for a in self.in_avals])
+    def input_dtype(self):
+        """The differentiated inputs' promoted dtype (a Hessian's values')."""
+        # Standard promotion: leaves of several precisions under strict promotion
+        # have no common type otherwise.
+        with jax.numpy_dtype_promotion("standard"):
+            return jnp.result_type(*[a.dtype for a in self.in_avals])
+
+    hessian_dtype = input_dtype
 
     # ------------------------------------------------------------- calls
 
@@ -372,6 +384,9 @@ def _unravel(vector, avals) -> list:
                 piece = vector
             else:
                 piece = jax.lax.slice_in_dim(vector, offset, offset + size)
+            if not jnp.issubdtype(aval.dtype, jnp.complexfloating):
+                # A real leaf's share of a complex seed (its imaginary part is 0).
+                piece = jnp.real(piece)
             out.append(piece.reshape(aval.shape).astype(aval.dtype))
         else:
             out.append(np.zeros(aval.shape, dtype=jax.dtypes.float0))

@@ -26,11 +26,13 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.tree_util as jtu
 import lineax as lx
 from jaxtyping import Array, Inexact, PyTree, Scalar
 
 from .._colored import ColoredPattern
 from .._trace import explain_traced_control_flow
+from ..ad._complex import complex_mode
 from ..ad._compressed import Decompression, DecompressionPlan, _products, _seed
 from ..ad._layout import check_coloring_samples
 from ._operator import PatternIndices, SparseMatrixOperator, pattern_indices
@@ -278,6 +280,28 @@ def check_coloring(
     return coloring
 
 
+def lineax_holomorphic(y) -> bool:
+    """Lineax's reading of a Jacobian at complex `y`: holomorphic (its
+    `JacobianLinearOperator` materialises with `holomorphic=True` then)."""
+    return any(
+        jnp.issubdtype(leaf.dtype, jnp.complexfloating)
+        for leaf in jtu.tree_leaves(jax.eval_shape(lambda: y))
+    )
+
+
+def check_complex_coloring(y, out_struct, coloring: ColoredPattern, caller: str):
+    """Raise if the coloring's mode cannot give the Jacobian of complex `y` or
+    outputs (see `asdex.ad._complex`)."""
+    complex_mode(
+        jtu.tree_leaves(jax.eval_shape(lambda: y)),
+        jtu.tree_leaves(out_struct),
+        lineax_holomorphic(y),
+        coloring.mode,
+        caller,
+        "coloring",
+    )
+
+
 def _check_symmetric_tags(tags, coloring: ColoredPattern, caller: str) -> None:
     if (
         tags & _SYMMETRIC_TAGS
@@ -334,6 +358,11 @@ class SparseJacobianOperator(lx.AbstractLinearOperator):
     tuple of arrays, ...). Columns follow the leaves of `y` and rows the leaves of
     the output, each in `jax.tree_util` order and row-major: Lineax's own layout.
 
+    Complex `y` is read as Lineax reads it: `fn` is taken to be holomorphic, and
+    the operator is `∂fn/∂y` (as `jax.jacfwd(..., holomorphic=True)`). Real `y`
+    with complex outputs uses JVPs, which keep the imaginary parts (a coloring
+    for VJPs raises a `TypeError`).
+
     The operator works under `jax.jit`, `jax.vmap` and `jax.grad` (including through
     `lineax.linear_solve`, where the derivative flows through the values into `y`
     and `args`). The coloring is a static field with a cached hash, so operators
@@ -387,16 +416,20 @@ class SparseJacobianOperator(lx.AbstractLinearOperator):
                 f"{type(fn).__name__}."
             )
         tags = _tags(tags)
+        holomorphic = lineax_holomorphic(y)
         if coloring is None:
             from .._api import jacobian_coloring
 
-            coloring = jacobian_coloring(fn, y, args, mode=None)
+            coloring = jacobian_coloring(
+                fn, y, args, mode=None, holomorphic=holomorphic
+            )
         n = structure_size(_structure_of(y))
         with explain_traced_control_flow(caller, "fn"):
             out_struct = eqx.filter_eval_shape(fn, y, args)
         m = structure_size(flatten_structure(out_struct))
         coloring = check_coloring(coloring, _JACOBIAN_MODES, (m, n), caller)
         check_coloring_samples(coloring, (y, args), caller)
+        check_complex_coloring(y, out_struct, coloring, caller)
         _check_symmetric_tags(tags, coloring, caller)
         comp = compression(coloring)
         out, _, values = _jacobian_values(fn, y, args, comp, chunk_size=chunk_size)
