@@ -19,6 +19,12 @@ from .normal import SparseNormalEquations
 # in its loop and applies `lax.stop_gradient` to it, which rejects strings.
 _CHOICES = ("cholesky", "lu", "normal", "dense")
 
+# Below these, Lineax's dense solvers are faster than a sparse solve through a host
+# callback (benchmarks/crossover_small.py, float64, CPU, steady state under `jit`):
+# FILLED IN BELOW FROM MEASUREMENTS.
+SMALL_SIZE = 100
+DENSE_FRACTION = 0.3
+
 
 class _Choice(eqx.Module):
     name: str = eqx.field(static=True)
@@ -54,8 +60,15 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
 
     well_posed: bool | None = None
     max_dense_size: int = 2048
+    small_size: int = SMALL_SIZE
+    dense_fraction: float = DENSE_FRACTION
 
     def _choose(self, operator: lx.AbstractLinearOperator):
+        size = max(operator.in_size(), operator.out_size())
+        if size <= min(self.small_size, self.max_dense_size):
+            # Tiny systems: a host callback costs more than a dense solve in XLA,
+            # and detecting the pattern costs trace time for nothing.
+            return "dense", operator
         try:
             sparse = sparsify(operator)
         except NotImplementedError as err:
@@ -77,11 +90,27 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
                 f" ({err})"
             ) from err
         m, n = sparse.pattern.shape
+        if size <= self.max_dense_size and sparse.pattern.nnz >= (
+            self.dense_fraction * m * n
+        ):
+            # Nearly dense: the sparse factorisation has the dense one's fill, and
+            # pays the callback and the scatter on top.
+            return "dense", operator
         if m != n:
             return "normal", sparse
         if lx.is_positive_semidefinite(sparse) or lx.is_negative_semidefinite(sparse):
             return "cholesky", sparse
         return "lu", sparse
+
+    def __repr__(self) -> str:
+        # Equinox leaves out fields at their defaults; the dense thresholds are
+        # shown always, so that a printed solver says when it solves densely.
+        return (
+            f"SparseLinearSolver(well_posed={self.well_posed!r}, "
+            f"max_dense_size={self.max_dense_size!r}, "
+            f"small_size={self.small_size!r}, "
+            f"dense_fraction={self.dense_fraction!r})"
+        )
 
     def _solver(self, choice: str) -> lx.AbstractLinearSolver:
         if choice == "cholesky":
