@@ -119,7 +119,7 @@ def test_small_systems_are_solved_densely():
 def test_nearly_dense_systems_are_solved_densely():
     """Two dense diagonal blocks: half the entries are nonzero, and a coloring needs
     half as many products as columns, so a sparse form exists but cannot win."""
-    n = 200
+    n = 300  # above `small_size`
     rng = np.random.default_rng(0)
     block = jnp.asarray(rng.standard_normal((n // 2, n // 2)) + n * np.eye(n // 2))
 
