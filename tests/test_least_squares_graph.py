@@ -126,6 +126,7 @@ def test_detection_inside_the_solve_warns_with_the_fix():
         optx.least_squares(residual, solver, y0, max_steps=3, throw=False)
 
 
+@pytest.mark.slow  # 54 s on the shared 2-core machine: the dense oracle compiles slowly
 def test_bundle_adjustment_matches_dense():
     residual, y0 = bundle_problem()
     coloring = _coloring(residual, y0)
