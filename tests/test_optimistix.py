@@ -74,11 +74,11 @@ def count_sparsify(monkeypatch):
 def test_drop_in_root_finders(count_sparsify):
     u0 = jnp.zeros((8, 8))
     dense = optx.root_find(bratu, optx.Newton(1e-11, 1e-11), u0, 1.0).value
-    newton = optx.Newton(1e-11, 1e-11, linear_solver=SparseLinearSolver())
+    newton = optx.Newton(1e-11, 1e-11, linear_solver=SparseLinearSolver(small_size=0))
     sol = optx.root_find(bratu, newton, u0, 1.0)
     np.testing.assert_allclose(sol.value, dense, atol=1e-12)
     assert count_sparsify == ["FunctionLinearOperator"]  # once per trace
-    chord = optx.Chord(1e-11, 1e-11, linear_solver=SparseLinearSolver())
+    chord = optx.Chord(1e-11, 1e-11, linear_solver=SparseLinearSolver(small_size=0))
     sol = optx.root_find(bratu, chord, u0, 1.0)
     np.testing.assert_allclose(sol.value, dense, atol=1e-10)
 
@@ -89,7 +89,7 @@ def test_drop_in_least_squares(count_sparsify):
         decay_residuals, optx.LevenbergMarquardt(1e-10, 1e-10), guess, data
     ).value
     for cls in (optx.GaussNewton, optx.LevenbergMarquardt, optx.Dogleg):
-        solver = cls(1e-10, 1e-10, linear_solver=SparseLinearSolver())
+        solver = cls(1e-10, 1e-10, linear_solver=SparseLinearSolver(small_size=0))
         sol = optx.least_squares(decay_residuals, solver, guess, data, max_steps=100)
         assert isinstance(sol.value, Decay)
         np.testing.assert_allclose(sol.value.rate, reference.rate, atol=1e-8)
@@ -109,8 +109,8 @@ def test_drop_in_implicit_adjoint(count_sparsify):
 
     sparse = jax.grad(loss)(
         1.0,
-        optx.ImplicitAdjoint(linear_solver=SparseLinearSolver()),
-        SparseLinearSolver(),
+        optx.ImplicitAdjoint(linear_solver=SparseLinearSolver(small_size=0)),
+        SparseLinearSolver(small_size=0),
     )
     dense = jax.grad(loss)(
         1.0, optx.ImplicitAdjoint(), lx.AutoLinearSolver(well_posed=None)
@@ -175,9 +175,16 @@ def test_sparse_newton_pytree_bounds_and_results():
     assert sol.result == optx.RESULTS.nonlinear_max_steps_reached
     with pytest.raises(Exception, match="maximum number of steps"):
         optx.root_find(fn, solver, y0, 3.0, max_steps=1)
-    # A singular Jacobian is reported, not hidden.
+    # A singular Jacobian is reported by the sparse path, not hidden. (This tiny
+    # system would go to Lineax's dense solver by default.)
+    sparse_only = SparseLinearSolver(small_size=0, dense_fraction=1.1)
     sol = optx.root_find(
-        lambda y, _: y**2, solver, jnp.zeros(3), None, throw=False, max_steps=5
+        lambda y, _: y**2,
+        aox.SparseNewton(1e-10, 1e-10, linear_solver=sparse_only),
+        jnp.zeros(3),
+        None,
+        throw=False,
+        max_steps=5,
     )
     assert sol.result != optx.RESULTS.successful
 
@@ -241,7 +248,9 @@ def test_least_squares_gradient_through_solution():
             solver,
             guess,
             (t, observed),
-            adjoint=optx.ImplicitAdjoint(linear_solver=SparseLinearSolver()),
+            adjoint=optx.ImplicitAdjoint(
+                linear_solver=SparseLinearSolver(small_size=0)
+            ),
         )
         return jnp.sum(sol.value.rate)
 

@@ -441,7 +441,9 @@ def test_jacobi_preconditioner(rng):
 
 
 def test_auto_selection(rng):
-    auto = SparseLinearSolver()
+    # Tiny operators, with the dense thresholds off (test_dense_fallback.py tests
+    # them): the choice among the sparse solvers.
+    auto = SparseLinearSolver(small_size=0, dense_fraction=1.1)
     general = SparseMatrixOperator.from_dense(random_sparse(rng, 6, 6, diagonal=3.0))
     spd = SparseMatrixOperator.from_dense(
         random_spd(rng, 6), tags=lx.positive_semidefinite_tag

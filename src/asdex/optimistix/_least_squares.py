@@ -39,6 +39,7 @@ from ._misc import (
     as_compression,
     cauchy_termination,
     finish_step,
+    jac_option,
     jacobian_compression,
     tree_zeros_like,
 )
@@ -191,9 +192,15 @@ class AbstractSparseGaussNewton(optx.AbstractLeastSquaresSolver):
         aux_struct: PyTree[jax.ShapeDtypeStruct],
         tags: frozenset[object],
     ) -> _SparseGaussNewtonState:
-        del options
+        caller = type(self).__name__
         comp = jacobian_compression(
-            self.compression, fn, y, args, tags, type(self).__name__
+            self.compression,
+            fn,
+            y,
+            args,
+            tags,
+            caller,
+            jac_option(options, caller),
         )
         jac = SparseJacobianOperator._from_values(
             jnp.zeros(comp.pattern.nnz, jnp.result_type(*jtu.tree_leaves(f_struct))),

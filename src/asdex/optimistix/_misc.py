@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import jax
@@ -11,7 +12,7 @@ import lineax as lx
 import optimistix as optx
 from jaxtyping import Array, Bool, PyTree, Scalar
 
-from .._colored import ColoredPattern
+from .._colored import ColoredPattern, DenseColoringWarning
 from ..ad._layout import check_coloring_samples
 from ..coloring import color_hessian, color_jacobian
 from ..detection import hessian_sparsity, jacobian_sparsity
@@ -87,6 +88,40 @@ def _symmetric(tags: frozenset[object]) -> bool:
     return bool(frozenset(tags) & _SYMMETRIC_TAGS)
 
 
+def jac_option(options: dict, caller: str) -> str:
+    """Optimistix's `options["jac"]`: `"fwd"` (the default) or `"bwd"`."""
+    jac = options.get("jac", "fwd")
+    if jac not in ("fwd", "bwd"):
+        raise ValueError(
+            f"`{caller}`: `options['jac']` must be 'fwd' or 'bwd' (as in "
+            f"Optimistix), got {jac!r}."
+        )
+    return jac
+
+
+def forward_mode_works(fn: Callable, y: PyTree[Array], args: PyTree) -> bool:
+    """Whether `fn(y, args)[0]` can be differentiated by JVPs.
+
+    A `jax.custom_vjp` function traces under `jax.jvp` into a `custom_lin`
+    equation, which fails only when it is evaluated or batched. So the JVP's jaxpr
+    is traced (abstractly, nothing is computed) and searched for one.
+    """
+    jaxpr = jax.make_jaxpr(lambda y: jax.jvp(lambda y: fn(y, args)[0], (y,), (y,)))(y)
+    return not _has_primitive(jaxpr.jaxpr, "custom_lin")
+
+
+def _has_primitive(jaxpr, name: str) -> bool:
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == name:
+            return True
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (tuple, list)) else (param,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns") and _has_primitive(inner, name):
+                    return True
+    return False
+
+
 def jacobian_compression(
     given: Compression | None,
     fn: Callable,
@@ -94,24 +129,37 @@ def jacobian_compression(
     args: PyTree,
     tags: frozenset[object],
     caller: str,
+    jac: str = "fwd",
 ) -> Compression:
     """The compression of `fn`'s Jacobian at `y`: the given one, checked, or a new one.
 
     `fn(y, args)` returns `(out, aux)`, as Optimistix passes it to its solvers. A new
     coloring is detected and colored now (once per trace); with symmetric tags the
     symmetrised pattern is colored, so that the operator can carry the tags.
+
+    `jac="bwd"` (Optimistix's `options["jac"]`), or a residual that forward mode
+    cannot differentiate (a `jax.custom_vjp`), gives a row coloring: the Jacobian
+    is then computed with VJPs only. A given coloring that needs JVPs is recolored
+    by rows from its own pattern.
     """
     n = structure_size(flatten_structure(jax.eval_shape(lambda: y)))
     out_struct = jax.eval_shape(lambda: fn(y, args)[0])
     m = structure_size(flatten_structure(out_struct))
+    reverse_only = jac == "bwd" or not forward_mode_works(fn, y, args)
     if given is None:
         pattern = jacobian_sparsity(lambda y, args: fn(y, args)[0], y, args)
         if _symmetric(tags):
             pattern = pattern | pattern.T
-        coloring = ColoredPattern(color_jacobian(pattern))
+        mode = "rev" if reverse_only else None
+        coloring = ColoredPattern(color_jacobian(pattern, mode))
+        _warn_if_indices_traced(coloring, fn, args, caller)
         return compression(coloring)
     check_coloring(given.coloring, _JACOBIAN_MODES, (m, n), caller)
     check_coloring_samples(given.coloring, (y, args), caller)
+    if reverse_only and given.coloring.mode != "rev":
+        given = compression(
+            ColoredPattern(color_jacobian(given.coloring.pattern, "rev"))
+        )
     if _symmetric(tags) and not pattern_data(given.pattern).is_symmetric_pattern:
         raise ValueError(
             f"`{caller}`: the problem's `tags` declare a symmetric Jacobian, but the "
@@ -120,6 +168,39 @@ def jacobian_compression(
             "pattern.T))`, or drop the tags."
         )
     return given
+
+
+def _traced_integer_leaves(tree: PyTree) -> int:
+    return sum(
+        isinstance(leaf, jax.core.Tracer) and jnp.issubdtype(leaf.dtype, jnp.integer)
+        for leaf in jtu.tree_leaves(tree)
+    )
+
+
+def _warn_if_indices_traced(
+    coloring: ColoredPattern, fn: Callable, args: PyTree, caller: str
+) -> None:
+    """Say why a pattern detected inside Optimistix's trace may be dense, and the fix.
+
+    `optx.least_squares` and `optx.root_find` closure-convert the residual inside
+    their `jit`, and pass its constants (and `args`) through their loop as traced
+    values: index arrays such as `src` in `y[src]` reach detection without their
+    values, so each gathered entry may depend on any entry of `y`.
+    """
+    m, n = coloring.shape
+    traced = _traced_integer_leaves((fn, args))
+    if traced and coloring.num_colors > max(1, min(m, n) // 2):
+        warnings.warn(
+            f"`{caller}`: the Jacobian pattern detected inside the solve is nearly "
+            f"dense ({coloring.num_colors} colors for {m}×{n}). The residual "
+            f"closes over or takes {traced} integer array(s) (index arrays, such "
+            "as `src` in `y[src]`) that Optimistix passes as traced values, so "
+            "their values, and the sparsity they give, are unknown there. Detect "
+            "the coloring before the solve and pass it: `coloring="
+            "asdex.jacobian_coloring(lambda y: fn(y, args), y0)`.",
+            DenseColoringWarning,
+            stacklevel=3,
+        )
 
 
 def hessian_compression(

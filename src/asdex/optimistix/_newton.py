@@ -23,6 +23,7 @@ from ._misc import (
     DEFAULT_LINEAR_SOLVER,
     as_compression,
     cauchy_termination,
+    jac_option,
     jacobian_compression,
 )
 
@@ -133,9 +134,10 @@ class SparseNewton(optx.AbstractRootFinder):
         aux_struct: PyTree[jax.ShapeDtypeStruct],
         tags: frozenset[object],
     ) -> _SparseNewtonState:
-        del options, aux_struct
+        del aux_struct
+        caller = "asdex.optimistix.SparseNewton"
         comp = jacobian_compression(
-            self.compression, fn, y, args, tags, "asdex.optimistix.SparseNewton"
+            self.compression, fn, y, args, tags, caller, jac_option(options, caller)
         )
         dtype = jnp.result_type(*jtu.tree_leaves(f_struct))
         return _SparseNewtonState(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import equinox as eqx
+import jax.numpy as jnp
+import jax.tree_util as jtu
 import lineax as lx
 from jaxtyping import Array, PyTree
 
@@ -18,6 +20,25 @@ from .normal import SparseNormalEquations
 # static field of a module, not a bare string: Optimistix's `Chord` keeps the state
 # in its loop and applies `lax.stop_gradient` to it, which rejects strings.
 _CHOICES = ("cholesky", "lu", "normal", "dense", "dense_rectangular")
+
+# Below these, Lineax's dense solvers beat a sparse solve through a host callback.
+# Measured on a shared 2-core CPU (float64, steady state under `jit`, best of 20;
+# the machine was loaded, so only the orders of magnitude are firm):
+# - whole solves, sparse forced against the dense default: heat equation with
+#   `optx.Newton`, n = 100: 19.6 against 1.2 ms; n = 300: 23 against 57 ms. A
+#   diagonal problem with `optx.Dogleg`, n = 100: 2.9 against 0.72 ms; n = 300: 3.1
+#   against 343 ms. The crossover lies between 100 and 300 unknowns: 200.
+# - one solve of a `FunctionLinearOperator` (benchmarks/crossover_small.py): with
+#   30% of the entries nonzero, sparse / dense = 1.56 at 100², 2.64 at 200², 0.92
+#   at 400²; at 10% and 2%, 0.34-0.8. Above 30%, the dense path.
+SMALL_SIZE = 200
+DENSE_FRACTION = 0.3
+
+
+def _dense_choice(operator: lx.AbstractLinearOperator) -> str:
+    if operator.in_size() != operator.out_size():
+        return "dense_rectangular"
+    return "dense"
 
 
 class _Choice(eqx.Module):
@@ -56,13 +77,25 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
     tall. Anything larger raises an error instead of silently forming a large
     dense matrix.
 
+    Small systems (at most `small_size` wide and tall) and nearly dense ones (at
+    least `dense_fraction` of the entries nonzero, and at most `max_dense_size`)
+    also go to the dense solver: there a sparse solve through the host costs more
+    than Lineax's dense one. Both thresholds are shown in the `repr`.
+
     Use [`select_solver`][asdex.SparseLinearSolver.select_solver] to see the choice.
     """
 
     well_posed: bool | None = None
     max_dense_size: int = 2048
+    small_size: int = SMALL_SIZE
+    dense_fraction: float = DENSE_FRACTION
 
     def _choose(self, operator: lx.AbstractLinearOperator):
+        size = max(operator.in_size(), operator.out_size())
+        if size <= min(self.small_size, self.max_dense_size):
+            # Tiny systems: a host callback costs more than a dense solve in XLA,
+            # and detecting the pattern costs trace time for nothing.
+            return _dense_choice(operator), operator
         try:
             sparse = sparsify(operator)
         except NotImplementedError as err:
@@ -71,9 +104,7 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
             )
             small = max(operator.in_size(), operator.out_size()) <= self.max_dense_size
             if dense or small:
-                if operator.in_size() != operator.out_size():
-                    return "dense_rectangular", operator
-                return "dense", operator
+                return _dense_choice(operator), operator
             raise ValueError(
                 "`SparseLinearSolver` got a "
                 f"{type(operator).__name__} of shape "
@@ -86,11 +117,27 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
                 f" ({err})"
             ) from err
         m, n = sparse.pattern.shape
+        if size <= self.max_dense_size and sparse.pattern.nnz >= (
+            self.dense_fraction * m * n
+        ):
+            # Nearly dense: the sparse factorisation has the dense one's fill, and
+            # pays the callback and the scatter on top.
+            return _dense_choice(operator), operator
         if m != n or self.well_posed is False:
             return "normal", sparse
         if lx.is_positive_semidefinite(sparse) or lx.is_negative_semidefinite(sparse):
             return "cholesky", sparse
         return "lu", sparse
+
+    def __repr__(self) -> str:
+        # Equinox leaves out fields at their defaults; the dense thresholds are
+        # shown always, so that a printed solver says when it solves densely.
+        return (
+            f"SparseLinearSolver(well_posed={self.well_posed!r}, "
+            f"max_dense_size={self.max_dense_size!r}, "
+            f"small_size={self.small_size!r}, "
+            f"dense_fraction={self.dense_fraction!r})"
+        )
 
     def _solver(self, choice: str) -> lx.AbstractLinearSolver:
         if choice == "cholesky":
@@ -134,7 +181,18 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
         self, state, vector: PyTree[Array], options: dict[str, Any]
     ) -> tuple[PyTree[Array], lx.RESULTS, dict[str, Any]]:
         choice, inner = state
-        return self._solver(choice.name).compute(inner, vector, options)
+        solution, result, stats = self._solver(choice.name).compute(
+            inner, vector, options
+        )
+        if choice.name.startswith("dense"):
+            # Lineax's dense LU does not report a singular matrix; the sparse
+            # solvers do. Report it on the dense path too, rather than return NaN
+            # as a success.
+            finite = jnp.all(
+                jnp.stack([jnp.all(jnp.isfinite(x)) for x in jtu.tree_leaves(solution)])
+            )
+            result = lx.RESULTS.where(finite, result, lx.RESULTS.singular)
+        return solution, result, stats
 
     def transpose(self, state, options: dict[str, Any]):
         choice, inner = state
@@ -167,4 +225,9 @@ SparseLinearSolver.__init__.__doc__ = """**Arguments:**
     norm) there too.
 - `max_dense_size`: the largest input or output size at which an operator
     without a sparse form is densified for Lineax's solvers.
+- `small_size`: operators at most this wide and tall are solved densely, without
+    detecting their pattern (200 by default, measured; `0` switches this off).
+- `dense_fraction`: operators with at least this fraction of nonzero entries are
+    solved densely, when at most `max_dense_size` (0.3 by default; above 1 switches
+    this off).
 """

@@ -1,0 +1,152 @@
+"""Least squares whose residuals gather with index arrays: graphs and bundle adjustment.
+
+The residuals index `y` with constant integer arrays (`y[src] - y[dst]`,
+`cams[cam_idx]`). Inside `optx.least_squares` these arrays are traced values, so a
+pattern detected there is dense; the dedicated solvers say so, and with a coloring
+detected before the solve they solve sparsely. Oracle: `optx.LevenbergMarquardt`
+with its dense default.
+"""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+import pytest
+
+import asdex
+import asdex.optimistix as aox
+
+
+def graph_problem(points=60, extra_edges=60, anchors=6, seed=0):
+    """2-D positions from edge lengths and a few anchored points (dict residuals)."""
+    rng = np.random.default_rng(seed)
+    true = rng.uniform(0.0, 10.0, size=(points, 2))
+    chain = np.arange(points - 1)
+    src = np.concatenate([chain, rng.integers(0, points, extra_edges)])
+    dst = np.concatenate([chain + 1, rng.integers(0, points, extra_edges)])
+    dst = np.where(dst == src, (dst + 1) % points, dst)
+    lengths = np.linalg.norm(true[src] - true[dst], axis=1)
+    anchored = rng.choice(points, anchors, replace=False)
+
+    def residual(y, args):
+        d = y[src] - y[dst]
+        return {
+            "edges": jnp.sqrt(jnp.sum(d**2, axis=1)) - lengths,
+            "anchors": y[anchored] - true[anchored],
+        }
+
+    y0 = jnp.asarray(true + 0.05 * rng.standard_normal(true.shape))
+    return residual, y0, true
+
+
+def _rotate(rvec, points):
+    # Rodrigues' formula (the small offset keeps the angle differentiable at 0).
+    theta = jnp.sqrt(jnp.sum(rvec**2, axis=-1, keepdims=True) + 1e-20)
+    k = rvec / theta
+    cos, sin = jnp.cos(theta), jnp.sin(theta)
+    dot = jnp.sum(k * points, axis=-1, keepdims=True)
+    return points * cos + jnp.cross(k, points) * sin + k * dot * (1 - cos)
+
+
+def bundle_problem(cameras=4, points=40, observations=160, seed=0):
+    """Cameras of 9 parameters (rotation, translation, focal, 2 distortions)."""
+    rng = np.random.default_rng(seed)
+    cams = np.zeros((cameras, 9))
+    cams[:, :3] = 0.1 * rng.standard_normal((cameras, 3))
+    cams[:, 3:6] = 0.5 * rng.standard_normal((cameras, 3)) + np.array([0, 0, -10.0])
+    cams[:, 6] = 1000 + 10 * rng.standard_normal(cameras)
+    cams[:, 7:] = 1e-3 * rng.standard_normal((cameras, 2))
+    pts = rng.standard_normal((points, 3))
+    cam_idx = np.arange(observations) % cameras
+    pt_idx = np.concatenate(
+        [np.arange(points), rng.integers(0, points, observations - points)]
+    )
+
+    def project(cams, pts):
+        c, p = cams[cam_idx], pts[pt_idx]
+        q = _rotate(c[:, :3], p) + c[:, 3:6]
+        q = -q[:, :2] / q[:, 2:3]
+        r2 = jnp.sum(q**2, axis=1)
+        scale = c[:, 6] * (1 + c[:, 7] * r2 + c[:, 8] * r2**2)
+        return q * scale[:, None]
+
+    observed = np.asarray(project(jnp.asarray(cams), jnp.asarray(pts)))
+    observed = observed + 0.5 * rng.standard_normal(observed.shape)
+
+    def residual(y, args):
+        return (project(*y) - observed).reshape(-1)
+
+    noise = np.concatenate(
+        [1e-3 * rng.standard_normal((cameras, 6)), np.zeros((cameras, 3))], axis=1
+    )
+    y0 = (
+        jnp.asarray(cams + noise),
+        jnp.asarray(pts + 0.01 * rng.standard_normal(pts.shape)),
+    )
+    return residual, y0
+
+
+def _cost(residual, y):
+    return float(sum(jnp.sum(r**2) for r in jax.tree.leaves(residual(y, None))))
+
+
+def _coloring(residual, y0):
+    return asdex.jacobian_coloring(lambda y: residual(y, None), y0)
+
+
+def test_graph_residual_dedicated_solvers_match_dense():
+    residual, y0, true = graph_problem()
+    coloring = _coloring(residual, y0)
+    assert coloring.num_colors < 20  # the gather pattern, not a dense one
+    reference = optx.least_squares(
+        residual, optx.LevenbergMarquardt(1e-10, 1e-10), y0, max_steps=100
+    )
+    for cls in (aox.SparseLevenbergMarquardt, aox.SparseGaussNewton):
+        solver = cls(1e-10, 1e-10, coloring=coloring)
+        sol = optx.least_squares(residual, solver, y0, max_steps=100)
+        assert sol.result == optx.RESULTS.successful
+        np.testing.assert_allclose(sol.value, reference.value, atol=1e-7)
+    np.testing.assert_allclose(reference.value, true, atol=1e-6)
+
+
+def test_detection_inside_the_solve_warns_with_the_fix():
+    """Without `coloring=`, the pattern is detected inside Optimistix's trace,
+    where the index arrays are traced: the solver says so and names the fix."""
+    residual, y0, _ = graph_problem(points=30, extra_edges=20, anchors=3)
+    with pytest.warns(asdex.DenseColoringWarning, match="coloring="):
+        optx.least_squares(
+            residual, aox.SparseGaussNewton(1e-8, 1e-8), y0, max_steps=3, throw=False
+        )
+    # With a coloring from before the solve: no warning.
+    solver = aox.SparseGaussNewton(1e-8, 1e-8, coloring=_coloring(residual, y0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", asdex.DenseColoringWarning)
+        optx.least_squares(residual, solver, y0, max_steps=3, throw=False)
+
+
+@pytest.mark.slow  # 54 s on the shared 2-core machine: the dense oracle compiles slowly
+def test_bundle_adjustment_matches_dense():
+    residual, y0 = bundle_problem()
+    coloring = _coloring(residual, y0)
+    assert coloring.pattern.nnz == 160 * 2 * 12  # 9 camera + 3 point columns
+    reference = optx.least_squares(
+        residual, optx.LevenbergMarquardt(1e-9, 1e-9), y0, max_steps=50, throw=False
+    )
+    solver = aox.SparseLevenbergMarquardt(1e-9, 1e-9, coloring=coloring)
+    sol = optx.least_squares(residual, solver, y0, max_steps=50, throw=False)
+    np.testing.assert_allclose(
+        _cost(residual, sol.value), _cost(residual, reference.value), rtol=1e-6
+    )
+
+
+@pytest.mark.slow
+def test_graph_residual_with_ten_thousand_unknowns():
+    residual, y0, true = graph_problem(points=5000, extra_edges=5000, anchors=50)
+    coloring = _coloring(residual, y0)
+    solver = aox.SparseLevenbergMarquardt(1e-10, 1e-10, coloring=coloring)
+    sol = optx.least_squares(residual, solver, y0, max_steps=50)
+    assert sol.result == optx.RESULTS.successful
+    assert _cost(residual, sol.value) < 1e-12
+    np.testing.assert_allclose(sol.value, true, atol=1e-5)
