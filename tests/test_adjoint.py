@@ -68,18 +68,28 @@ def _min(solver, data, adjoint):
     return optx.minimise(energy, solver, jnp.zeros(16), data, adjoint=adjoint).value
 
 
+# These problems are below `SparseLinearSolver`'s `small_size`, where it solves
+# densely on purpose; `small_size=0` keeps them on the sparse path under test.
+SPARSE = asdex.SparseLinearSolver(small_size=0)
+SPARSE_ADJOINT = optx.ImplicitAdjoint(linear_solver=SPARSE)
+
 CASES = [
-    (_root, optx.Newton(1e-10, 1e-10), aox.SparseNewton(1e-10, 1e-10), 2.0),
+    (
+        _root,
+        optx.Newton(1e-10, 1e-10),
+        aox.SparseNewton(1e-10, 1e-10, linear_solver=SPARSE),
+        2.0,
+    ),
     (
         _fit,
         optx.LevenbergMarquardt(1e-10, 1e-10),
-        aox.SparseLevenbergMarquardt(1e-10, 1e-10),
+        aox.SparseLevenbergMarquardt(1e-10, 1e-10, linear_solver=SPARSE),
         jnp.linspace(0.01, 0.1, 15),
     ),
     (
         _min,
         optx.BFGS(1e-10, 1e-10),
-        aox.SparseNewtonMinimiser(1e-10, 1e-10),
+        aox.SparseNewtonMinimiser(1e-10, 1e-10, linear_solver=SPARSE),
         jnp.linspace(-0.3, 0.3, 16),
     ),
 ]
@@ -95,15 +105,15 @@ def test_gradients_match_the_dense_adjoint(problem, dense, sparse, args, monkeyp
         raise AssertionError("a dense Lineax solve ran")
 
     monkeypatch.setattr(lx.AutoLinearSolver, "init", refuse)
-    got = _grad(problem, sparse, aox.sparse_adjoint())(args)
+    got = _grad(problem, sparse, SPARSE_ADJOINT)(args)
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-10)
 
 
 def test_drop_in_newton_gradient_without_dense_solves(no_dense_solves):
-    solver = optx.Newton(1e-10, 1e-10, linear_solver=asdex.SparseLinearSolver())
-    got = _grad(_root, solver, aox.sparse_adjoint())(2.0)
+    solver = optx.Newton(1e-10, 1e-10, linear_solver=SPARSE)
+    got = _grad(_root, solver, SPARSE_ADJOINT)(2.0)
     # The oracle: the implicit function theorem by hand, dense.
-    u = _root(solver, 2.0, aox.sparse_adjoint())
+    u = _root(solver, 2.0, SPARSE_ADJOINT)
     jac = jax.jacfwd(bratu)(u, 2.0).reshape(N * N, N * N)
     du = -np.linalg.solve(jac, jax.jacfwd(bratu, argnums=1)(u, 2.0).ravel())
     np.testing.assert_allclose(got, 2 * np.dot(np.asarray(u).ravel(), du), rtol=1e-8)

@@ -146,10 +146,13 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
             return SparseLU()
         if choice == "normal":
             return SparseNormalEquations(min_norm=self.well_posed is not True)
-        if choice == "dense_rectangular" and self.well_posed is None:
+        if choice == "dense_rectangular":
             # Rectangular operators get minimum-norm solves, dense ones too (SVD,
-            # where Lineax's default QR assumes full rank).
-            return lx.AutoLinearSolver(well_posed=False)
+            # where Lineax's default QR assumes full rank); `well_posed=True`
+            # promises full rank, and gets QR (Lineax takes only `None` for it).
+            return lx.AutoLinearSolver(
+                well_posed=None if self.well_posed is True else False
+            )
         return lx.AutoLinearSolver(well_posed=self.well_posed)
 
     def select_solver(
