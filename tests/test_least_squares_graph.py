@@ -2,9 +2,10 @@
 
 The residuals index `y` with constant integer arrays (`y[src] - y[dst]`,
 `cams[cam_idx]`). Inside `optx.least_squares` these arrays are traced values, so a
-pattern detected there is dense; the dedicated solvers say so, and with a coloring
-detected before the solve they solve sparsely. Oracle: `optx.LevenbergMarquardt`
-with its dense default.
+pattern detected there is dense; the solvers say so, and with a coloring detected
+before the solve (`coloring=`, on the dedicated solvers and on
+`asdex.SparseLinearSolver` for the stock ones) they solve sparsely. Oracle: the
+same Optimistix solver with its dense default.
 """
 
 import warnings
@@ -50,8 +51,12 @@ def _rotate(rvec, points):
     return points * cos + jnp.cross(k, points) * sin + k * dot * (1 - cos)
 
 
-def bundle_problem(cameras=4, points=40, observations=160, seed=0):
-    """Cameras of 9 parameters (rotation, translation, focal, 2 distortions)."""
+def bundle_problem(cameras=4, points=40, observations=160, seed=0, gauge=False):
+    """Cameras of 9 parameters (rotation, translation, focal, 2 distortions).
+
+    Reprojections alone leave the similarity gauge free (J is rank-deficient);
+    `gauge=True` adds priors on the first camera and point, which fix it.
+    """
     rng = np.random.default_rng(seed)
     cams = np.zeros((cameras, 9))
     cams[:, :3] = 0.1 * rng.standard_normal((cameras, 3))
@@ -76,7 +81,11 @@ def bundle_problem(cameras=4, points=40, observations=160, seed=0):
     observed = observed + 0.5 * rng.standard_normal(observed.shape)
 
     def residual(y, args):
-        return (project(*y) - observed).reshape(-1)
+        reprojection = (project(*y) - observed).reshape(-1)
+        if not gauge:
+            return reprojection
+        priors = jnp.concatenate([y[0][0] - cams[0], y[1][0] - pts[0]])
+        return jnp.concatenate([reprojection, priors])
 
     noise = np.concatenate(
         [1e-3 * rng.standard_normal((cameras, 6)), np.zeros((cameras, 3))], axis=1
@@ -149,4 +158,83 @@ def test_graph_residual_with_ten_thousand_unknowns():
     sol = optx.least_squares(residual, solver, y0, max_steps=50)
     assert sol.result == optx.RESULTS.successful
     assert _cost(residual, sol.value) < 1e-12
+    np.testing.assert_allclose(sol.value, true, atol=1e-5)
+
+
+# ---------------------------------------------------------------- drop-ins
+
+# `max_dense_size=0` and `small_size=0` leave the drop-in no dense way out: a
+# solve that succeeds went through the sparse form.
+_STOCK = {
+    "LevenbergMarquardt": optx.LevenbergMarquardt,
+    "GaussNewton": optx.GaussNewton,
+    "Dogleg": optx.Dogleg,
+    "IndirectLevenbergMarquardt": optx.IndirectLevenbergMarquardt,
+}
+
+
+def _sparse_only(coloring=None):
+    return asdex.SparseLinearSolver(coloring=coloring, max_dense_size=0, small_size=0)
+
+
+@pytest.mark.parametrize("name", list(_STOCK))
+def test_stock_solvers_solve_graph_residuals_sparsely(name):
+    residual, y0, _ = graph_problem(points=40, extra_edges=80, anchors=4)
+    cls = _STOCK[name]
+    reference = optx.least_squares(residual, cls(1e-9, 1e-9), y0, max_steps=60)
+    solver = cls(1e-9, 1e-9, linear_solver=_sparse_only(_coloring(residual, y0)))
+    sol = optx.least_squares(residual, solver, y0, max_steps=60)
+    assert sol.result == optx.RESULTS.successful
+    assert int(sol.stats["num_steps"]) == int(reference.stats["num_steps"])
+    np.testing.assert_allclose(sol.value, reference.value, atol=1e-7)
+
+
+def test_stock_solver_without_coloring_names_the_fix():
+    residual, y0, _ = graph_problem(points=40, extra_edges=80, anchors=4)
+    solver = optx.LevenbergMarquardt(1e-9, 1e-9, linear_solver=_sparse_only())
+    with pytest.raises(ValueError, match=r"SparseLinearSolver\(coloring="):
+        optx.least_squares(residual, solver, y0, max_steps=3)
+    # Where the dense fallback is allowed, it is taken with a warning that says so.
+    solver = optx.LevenbergMarquardt(
+        1e-9, 1e-9, linear_solver=asdex.SparseLinearSolver(small_size=0)
+    )
+    with pytest.warns(asdex.DenseColoringWarning, match="coloring="):
+        optx.least_squares(residual, solver, y0, max_steps=3, throw=False)
+
+
+def test_coloring_of_another_graph_is_refused_at_run_time():
+    """Same shapes, other edges: the probe product catches the misfit."""
+    residual, y0, _ = graph_problem(points=40, extra_edges=80, anchors=4)
+    other, _, _ = graph_problem(points=40, extra_edges=80, anchors=4, seed=1)
+    solver = optx.GaussNewton(
+        1e-9, 1e-9, linear_solver=_sparse_only(_coloring(other, y0))
+    )
+    with pytest.raises(Exception, match="does not fit"):
+        optx.least_squares(residual, solver, y0, max_steps=3, throw=False)
+
+
+def test_stock_levenberg_marquardt_on_a_small_bundle_adjustment():
+    residual, y0 = bundle_problem(cameras=3, points=20, observations=60, gauge=True)
+    reference = optx.least_squares(
+        residual, optx.LevenbergMarquardt(1e-6, 1e-6), y0, max_steps=50
+    )
+    linear_solver = _sparse_only(_coloring(residual, y0))
+    solver = optx.LevenbergMarquardt(1e-6, 1e-6, linear_solver=linear_solver)
+    sol = optx.least_squares(residual, solver, y0, max_steps=50)
+    assert sol.result == optx.RESULTS.successful
+    np.testing.assert_allclose(
+        _cost(residual, sol.value), _cost(residual, reference.value), rtol=1e-6
+    )
+
+
+@pytest.mark.slow
+def test_stock_levenberg_marquardt_with_ten_thousand_unknowns():
+    residual, y0, true = graph_problem(points=5000, extra_edges=5000, anchors=50)
+    solver = optx.LevenbergMarquardt(
+        1e-10,
+        1e-10,
+        linear_solver=asdex.SparseLinearSolver(coloring=_coloring(residual, y0)),
+    )
+    sol = optx.least_squares(residual, solver, y0, max_steps=50)
+    assert sol.result == optx.RESULTS.successful
     np.testing.assert_allclose(sol.value, true, atol=1e-5)

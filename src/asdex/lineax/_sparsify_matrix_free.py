@@ -26,10 +26,28 @@ An operator whose pattern is dense (its coloring needs as many products as its
 size) has no useful sparse form: `sparsify` raises `NotImplementedError`, and
 [`asdex.SparseLinearSolver`][] then falls back to Lineax's dense solvers for small
 operators.
+
+Step 1 cannot see everything. Inside Optimistix's `jit` the residual's constants
+and `args` are traced, so index arrays (`src` in `y[src] - y[dst]`, `cam_idx` in
+bundle adjustment) reach detection without their values, and each gathered entry
+may then depend on any entry of `y`: the pattern comes out dense. The pattern is
+known outside the solve, from the residual itself: `SparseLinearSolver(coloring=
+asdex.jacobian_coloring(...))` passes it in, and [`given_coloring`][] makes it
+replace step 1 for the operators it describes (see `_given_coloring_for`). A given
+coloring is not trusted blindly: the compiled program compares the operator's
+product with one probe vector against the sparse matrix's, and raises if they
+differ (`_checked_values`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools as ft
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 from jaxtyping import Array
@@ -39,8 +57,25 @@ from ..coloring import color_hessian, color_jacobian
 from ..detection import PatternTooDenseError, jacobian_sparsity
 from ._jacobian_operator import Compression, _compressed_products, compression
 from ._operator import SparseMatrixOperator
-from ._sparsify import _lineax_tags, sparsify
-from ._structure import flatten_structure, structure_dtype
+from ._sparsify import _damped_pattern, _lineax_tags, sparsify
+from ._structure import flatten_structure, ravel, structure_dtype, unravel
+
+# The coloring that `SparseLinearSolver(coloring=...)` was given, while it
+# sparsifies an operator. A context variable rather than an argument, so that
+# `sparsify` keeps its one-argument signature through the wrappers it sees through.
+_given: contextvars.ContextVar[ColoredPattern | None] = contextvars.ContextVar(
+    "asdex_given_coloring", default=None
+)
+
+
+@contextlib.contextmanager
+def given_coloring(coloring: ColoredPattern | None):
+    """Within this block, `sparsify` takes matrix-free patterns from `coloring`."""
+    token = _given.set(coloring)
+    try:
+        yield
+    finally:
+        _given.reset(token)
 
 
 def _detect(operator: lx.AbstractLinearOperator, symmetric: bool) -> ColoredPattern:
@@ -112,6 +147,79 @@ def _values(operator: lx.AbstractLinearOperator, comp: Compression) -> Array:
     return dec.decompress(dec.concatenate(B_fwd, B_rev)).astype(dtype)
 
 
+def _given_coloring_for(
+    operator: lx.AbstractLinearOperator, given: ColoredPattern
+) -> ColoredPattern | None:
+    """The coloring of `operator` that `given` (a coloring of `J`) implies, if any.
+
+    Optimistix hands the linear solver `J` itself (Newton, Gauss–Newton, Dogleg,
+    the Newton step of IndirectLevenbergMarquardt) or Levenberg–Marquardt's
+    stacked `v ↦ (J v, √λ v)`, whose pattern is `[J; I]`. Other operators (the
+    Hessian in an adjoint's solve, say) are not described by `given`: `None`.
+    """
+    m, n = operator.out_size(), operator.in_size()
+    if given.shape == (m, n):
+        return given
+    m_j, n_j = given.shape
+    out = operator.out_structure()
+    stacked = (
+        isinstance(out, tuple)
+        and len(out) == 2
+        and (m, n) == (m_j + n_j, n_j)
+        and flatten_structure(out[1]) == flatten_structure(operator.in_structure())
+    )
+    if stacked:
+        return _stacked_coloring(given.pattern)
+    return None
+
+
+@ft.lru_cache(maxsize=8)
+def _stacked_coloring(pattern) -> ColoredPattern:
+    # A row of `I` has one entry, so J's column colors would do, but J may have
+    # been colored by rows; coloring `[J; I]` afresh is cheap (numpy, per trace).
+    return ColoredPattern(color_jacobian(_damped_pattern(pattern)))
+
+
+def _checked_values(
+    operator: lx.AbstractLinearOperator, comp: Compression, values: Array
+) -> Array:
+    """`values`, checked at run time against the operator on one probe vector.
+
+    A given coloring may not fit the operator (another residual, other index
+    arrays). If the operator has a nonzero outside the coloring's pattern, the
+    decompressed matrix `Â` differs from `A`, and `A v ≠ Â v` for a random `v`
+    (except on a set of measure zero). Round-off in both products is about
+    `eps · (|Â| |v| + |A v|)`; a missed entry gives an error of the size of the
+    entry itself, so the tolerance `√eps` of that scale separates the two.
+    """
+    m, n = comp.pattern.shape
+    flat_in = flatten_structure(operator.in_structure())
+    flat_out = flatten_structure(operator.out_structure())
+    real = jnp.finfo(values.dtype).dtype
+    probe = jax.random.uniform(jax.random.key(0), (n,), real, 0.5, 1.5)
+    probe = probe.astype(values.dtype)
+    exact = ravel(operator.mv(unravel(probe, flat_in)), flat_out, values.dtype)
+    rows, cols = comp.indices.rows, comp.indices.cols
+    terms = values * probe.at[cols].get(mode="promise_in_bounds")
+    approx = jax.ops.segment_sum(terms, rows, num_segments=m)
+    scale = jax.ops.segment_sum(jnp.abs(terms), rows, num_segments=m)
+    scale = scale + jnp.abs(exact)
+    tolerance = jnp.sqrt(jnp.finfo(real).eps)
+    # NaN in the operator is the solver's business (it reports it), not a misfit.
+    misfit = jnp.abs(exact - approx) > tolerance * scale
+    bad = jnp.any(misfit & jnp.isfinite(exact) & jnp.isfinite(scale))
+    return eqx.error_if(
+        values,
+        bad,
+        "`asdex.SparseLinearSolver(coloring=...)`: the coloring does not fit the "
+        "operator it was used for. Its product with a probe vector differs from "
+        "the sparse matrix built with the coloring, so the operator has nonzeros "
+        "outside the coloring's pattern. Detect the coloring again from the same "
+        "residual, with the same constants and `args` as the solve "
+        "(`asdex.jacobian_coloring(lambda y: fn(y, args), y0)`).",
+    )
+
+
 def sparsify_linear_map(operator: lx.AbstractLinearOperator) -> SparseMatrixOperator:
     """Sparsify any linear operator through its `mv`: detect, color, compress.
 
@@ -135,12 +243,19 @@ def sparsify_linear_map(operator: lx.AbstractLinearOperator) -> SparseMatrixOper
     """
     in_structure = operator.in_structure()
     out_structure = operator.out_structure()
-    square = flatten_structure(in_structure) == flatten_structure(out_structure)
-    symmetric = square and lx.is_symmetric(operator)
-    coloring = _detect(operator, symmetric)
+    given = _given.get()
+    coloring = None if given is None else _given_coloring_for(operator, given)
+    given_fits = coloring is not None
+    if not given_fits:
+        square = flatten_structure(in_structure) == flatten_structure(out_structure)
+        symmetric = square and lx.is_symmetric(operator)
+        coloring = _detect(operator, symmetric)
     comp = compression(coloring)
+    values = _values(operator, comp)
+    if given_fits:
+        values = _checked_values(operator, comp, values)
     return SparseMatrixOperator(
-        _values(operator, comp),
+        values,
         coloring.pattern,
         in_structure,
         out_structure,

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import lineax as lx
 from jaxtyping import Array, PyTree
 
+from ..._colored import ColoredPattern, DenseColoringWarning
 from .._operator import SparseMatrixOperator
 from .._sparsify import sparsify
+from .._sparsify_matrix_free import given_coloring
 from .cholesky import SparseCholesky
 from .lu import SparseLU
 from .normal import SparseNormalEquations
@@ -39,6 +43,24 @@ def _dense_choice(operator: lx.AbstractLinearOperator) -> str:
     if operator.in_size() != operator.out_size():
         return "dense_rectangular"
     return "dense"
+
+
+def _traced_indices_hint(operator: lx.AbstractLinearOperator) -> str:
+    """Why a matrix-free operator's pattern may be dense, when it is likely."""
+    traced = sum(
+        isinstance(leaf, jax.core.Tracer) and jnp.issubdtype(leaf.dtype, jnp.integer)
+        for leaf in jtu.tree_leaves(operator)
+    )
+    if not traced:
+        return ""
+    return (
+        f"its pattern was detected as dense, and it closes over {traced} traced "
+        "integer array(s). Index arrays (`src` in `y[src] - y[dst]`) are traced "
+        "inside Optimistix's `jit`, so their sparsity is unknown there. Detect the "
+        "residual's coloring before the solve and pass it: "
+        "`asdex.SparseLinearSolver(coloring=asdex.jacobian_coloring(lambda y: "
+        "fn(y, args), y0))`. "
+    )
 
 
 class _Choice(eqx.Module):
@@ -69,7 +91,11 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
     `lineax.RESULTS.singular` by the direct solvers, never solved into garbage.
 
     Matrix-free operators, which is what Optimistix passes, are sparsified by
-    detecting the pattern of their `mv` once per trace. An operator with no sparse
+    detecting the pattern of their `mv` once per trace. Inside Optimistix's `jit`,
+    index arrays of the residual (`src` in `y[src] - y[dst]`) are traced values,
+    so a pattern detected there is dense: pass the coloring of the residual's
+    Jacobian, detected before the solve, as `coloring=` (see its argument
+    below). An operator with no sparse
     form (a dense pattern, or a dense matrix) is handed to
     `lineax.AutoLinearSolver(well_posed=well_posed)` when that is cheap: when it
     is already a dense matrix (`lineax.MatrixLinearOperator`,
@@ -89,6 +115,15 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
     max_dense_size: int = 2048
     small_size: int = SMALL_SIZE
     dense_fraction: float = DENSE_FRACTION
+    coloring: ColoredPattern | None = eqx.field(default=None, static=True)
+
+    def __check_init__(self):
+        if self.coloring is not None and not isinstance(self.coloring, ColoredPattern):
+            raise TypeError(
+                "`asdex.SparseLinearSolver(coloring=...)` must be an "
+                f"`asdex.ColoredPattern` or None, got {type(self.coloring).__name__}. "
+                "Build it with `asdex.jacobian_coloring(lambda y: fn(y, args), y0)`."
+            )
 
     def _choose(self, operator: lx.AbstractLinearOperator):
         size = max(operator.in_size(), operator.out_size())
@@ -97,13 +132,22 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
             # and detecting the pattern costs trace time for nothing.
             return _dense_choice(operator), operator
         try:
-            sparse = sparsify(operator)
+            with given_coloring(self.coloring):
+                sparse = sparsify(operator)
         except NotImplementedError as err:
             dense = isinstance(
                 operator, (lx.MatrixLinearOperator, lx.PyTreeLinearOperator)
             )
-            small = max(operator.in_size(), operator.out_size()) <= self.max_dense_size
-            if dense or small:
+            hint = "" if dense else _traced_indices_hint(operator)
+            if dense or size <= self.max_dense_size:
+                if hint:
+                    warnings.warn(
+                        f"`SparseLinearSolver` solves a {operator.out_size()}×"
+                        f"{operator.in_size()} {type(operator).__name__} densely: "
+                        f"{hint}",
+                        DenseColoringWarning,
+                        stacklevel=2,
+                    )
                 return _dense_choice(operator), operator
             raise ValueError(
                 "`SparseLinearSolver` got a "
@@ -114,7 +158,7 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
                 "(`asdex.SparseJacobianOperator`, "
                 "`asdex.lineax.SparseMatrixOperator`), register a conversion with "
                 "`asdex.lineax.sparsify.register`, or raise `max_dense_size`."
-                f" ({err})"
+                f" {hint}({err})"
             ) from err
         m, n = sparse.pattern.shape
         if size <= self.max_dense_size and sparse.pattern.nnz >= (
@@ -132,11 +176,14 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
     def __repr__(self) -> str:
         # Equinox leaves out fields at their defaults; the dense thresholds are
         # shown always, so that a printed solver says when it solves densely.
+        given = (
+            "" if self.coloring is None else f", coloring={self.coloring._summary()[0]}"
+        )
         return (
             f"SparseLinearSolver(well_posed={self.well_posed!r}, "
             f"max_dense_size={self.max_dense_size!r}, "
             f"small_size={self.small_size!r}, "
-            f"dense_fraction={self.dense_fraction!r})"
+            f"dense_fraction={self.dense_fraction!r}{given})"
         )
 
     def _solver(self, choice: str) -> lx.AbstractLinearSolver:
@@ -233,4 +280,14 @@ SparseLinearSolver.__init__.__doc__ = """**Arguments:**
 - `dense_fraction`: operators with at least this fraction of nonzero entries are
     solved densely, when at most `max_dense_size` (0.3 by default; above 1 switches
     this off).
+- `coloring`: the [`asdex.ColoredPattern`][] of the Jacobian `J` of the residual
+    (least squares) or of the function (root finding), from
+    [`asdex.jacobian_coloring`][] called before the solve. It replaces pattern
+    detection for matrix-free operators of `J`'s shape, and for
+    Levenberg–Marquardt's stacked operator `v ↦ (J v, √λ v)`, whose pattern is
+    `[J; I]`; other operators are detected as usual. Needed where the residual
+    gathers with index arrays: inside Optimistix's `jit` those are traced, and the
+    pattern detected there is dense. The compiled solve checks the coloring against
+    the operator with one probe product, and raises if the operator has nonzeros
+    outside its pattern.
 """
