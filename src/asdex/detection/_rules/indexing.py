@@ -23,9 +23,7 @@ def gather_ids(ids: np.ndarray, indices: np.ndarray, params: dict) -> np.ndarray
     """Replay a gather on an id array; positions filled out of bounds get -1."""
     # The replayed indices need not be sorted or unique, whatever the original
     # promised.
-    params = dict(
-        params, fill_value=-1, indices_are_sorted=False, unique_indices=False
-    )
+    params = dict(params, fill_value=-1, indices_are_sorted=False, unique_indices=False)
     with jax.ensure_compile_time_eval():
         out = lax.gather_p.bind(
             np.asarray(ids, dtype=_id_dtype(ids.size)), np.asarray(indices), **params

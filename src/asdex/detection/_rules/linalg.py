@@ -8,7 +8,7 @@ import numpy as np
 
 from .._abstract import Abstract
 from .._deps import vstack
-from .._interpreter import all_to_all, outputs_like, register, register_conservative
+from .._interpreter import outputs_like, register, register_conservative
 from ._util import element_ids, reduction_target, union_sources
 from .reductions import window_sources
 
@@ -260,7 +260,7 @@ def qr(interp, eqn, invals):
     n_batch = int(np.prod(batch, dtype=np.int64))
     k = min(m, n)
     # Rows of `cols`: the union of each column of each batch matrix, (b, c) order.
-    target = (np.arange(n_batch)[:, None, None] * n + np.arange(n)[None, None, :])
+    target = np.arange(n_batch)[:, None, None] * n + np.arange(n)[None, None, :]
     cols = a.deps.group_union(np.broadcast_to(target, (n_batch, m, n)), n_batch * n)
     # prefix[b, c] = union of cols[b, :c+1].
     upto, src = np.tril_indices(n)

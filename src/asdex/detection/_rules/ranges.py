@@ -78,9 +78,7 @@ register_range("min")(
     _arithmetic(lambda a, b: (np.minimum(a[0], b[0]), np.minimum(a[1], b[1])))
 )
 register_range("sign")(_arithmetic(lambda a: (np.sign(a[0]), np.sign(a[1]))))
-register_range("convert_element_type", "copy", "copy_p")(
-    _arithmetic(lambda a: a)
-)
+register_range("convert_element_type", "copy", "copy_p")(_arithmetic(lambda a: a))
 
 
 def _corners(op, a, b):
@@ -283,7 +281,7 @@ _MOVERS = {
 }
 
 
-@register_range(*_MOVERS, "concatenate", "split")
+@register_range(*_MOVERS, "concatenate", "split", "stack", "unstack")
 def movers(interp, eqn, invals):
     data = _MOVERS.get(eqn.primitive.name, tuple(range(len(invals))))
     return _replay(eqn, invals, data)
