@@ -288,6 +288,9 @@ def movers(interp, eqn, invals):
 
 
 def _replay(eqn, invals: list[Abstract], data) -> list:
+    if not any(invals[k].known or invals[k].interval is not None for k in data):
+        # Moving values about which nothing is known tells nothing either.
+        return [None] * len(eqn.outvars)
     bounds = [v.bounds() for v in invals]
     if any(bounds[k] is None for k in data):
         return [None] * len(eqn.outvars)
