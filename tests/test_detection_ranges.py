@@ -21,6 +21,8 @@ from asdex.detection._deps import Deps
 from asdex.detection._interpreter import Interpreter
 from helpers import (
     assert_pattern_equal,
+    assert_within,
+    band,
     dense_jacobians,
     eye,
     no_unknown_primitives,
@@ -422,3 +424,27 @@ def test_random_index_arithmetic_is_sound(program):
     for jac in dense_jacobians(f, points):
         missed = (jac != 0) & ~pattern.todense()
         assert not missed.any(), f"{description}: unsound at {np.argwhere(missed)}"
+
+
+def test_hessian_through_slice_at_argmax():
+    # The gradient puts the slice back with a dynamic_update_slice at the same
+    # traced start. The true Hessian is diagonal on the reachable window [0, 4);
+    # intervals do not tie the two starts together, so neighbours within it may
+    # be added, but nothing outside it.
+    f = lambda x: jnp.sum(lax.dynamic_slice(x, (_idx(x),), (3,)) ** 2)
+    pattern = asdex.hessian_sparsity(f, jnp.zeros(5))
+    assert_within(pattern, band(5, 5, 1, 1) & np.outer(*[np.arange(5) < 4] * 2))
+    for (x,) in _forced_points(5, sources=1):
+        missed = (np.asarray(jax.hessian(f)(x)) != 0) & ~pattern.todense()
+        assert not missed.any()
+
+
+def test_integer_division_of_narrow_minimum_matches_xla():
+    # Known integer arithmetic is evaluated in numpy; int8's minimum must divide as
+    # XLA divides it (rounding towards zero), not as numpy floors it.
+    a = np.array([-128, -7, 7], dtype=np.int8)
+    b = np.array([3, 2, -2], dtype=np.int8)
+    f = lambda x: x[jnp.clip(lax.div(a, b)[0] + 43, 0, 4)][None]
+    # trunc(-128 / 3) = -42, so the index is 1 (floor division would give 0).
+    assert int(lax.div(a, b)[0]) == -42
+    assert_pattern_equal(asdex.jacobian_sparsity(f, jnp.zeros(5)), rows_of([1], 5))

@@ -229,11 +229,17 @@ def _truncated_divide(a, b):
 
 
 def _checked_divide(a, b, op):
-    # Division by zero and `INT_MIN / -1` follow XLA's rules, not numpy's: leave
-    # those to XLA.
-    if np.any(b == 0) or np.any(np.abs(np.asarray(a, np.float64)) >= 2.0**62):
+    # Division by zero follows XLA's rules, not numpy's: leave it to XLA. Computing
+    # in int64 keeps `abs` exact for a narrow dtype's minimum; the caller's cast
+    # back wraps `INT_MIN / -1` round to `INT_MIN`, as XLA does.
+    a, b = np.asarray(a), np.asarray(b)
+    if np.any(b == 0) or max(_magnitude(a), _magnitude(b)) >= 2.0**62:
         return None
-    return op(a, b)
+    return op(a.astype(np.int64), b.astype(np.int64))
+
+
+def _magnitude(a) -> float:
+    return float(np.abs(a.astype(np.float64)).max()) if a.size else 0.0
 
 
 def evaluate(eqn: jex_core.JaxprEqn, invals: list[Abstract]) -> list[Abstract] | None:

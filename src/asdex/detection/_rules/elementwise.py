@@ -129,7 +129,10 @@ def select_n(interp, eqn, invals):
         return elementwise(interp, eqn, [pred.with_deps(None), *cases])
     # Case `k` can be picked only where the predicate's interval holds `k`.
     lo, hi = (np.broadcast_to(b, out_shape) for b in bounds)
-    masks = [None] + [(lo <= k) & (k <= hi) for k in range(len(cases))]
+    masks = [(lo <= k) & (k <= hi) for k in range(len(cases))]
+    # A predicate outside every case is undefined in XLA: keep all cases there.
+    undefined = ~np.any(masks, axis=0)
+    masks = [None] + [m | undefined for m in masks]
     return elementwise(interp, eqn, [pred.with_deps(None), *cases], masks=masks)
 
 
