@@ -1,4 +1,5 @@
-"""The abstract value of one jaxpr variable: its dependency sets, or its known value."""
+"""The abstract value of one jaxpr variable: its dependency sets, its known value, or
+the interval its integer values lie in."""
 
 from __future__ import annotations
 
@@ -28,11 +29,18 @@ class Abstract:
       depends on any input (a constant, an integer, a `stop_gradient` value, ...).
     - `value`: the concrete numpy value when it is known, that is, when it was
       computed from literals and closed-over constants alone. Then `deps` is `None`.
+    - `interval`: for an integer or boolean array whose value is not known, a pair
+      `(lo, hi)` of int64 arrays of its shape with `lo <= value <= hi` at every
+      input (`argmax` lies in `[0, axis size)`, say), or `None` when nothing
+      tighter than the dtype's range is known. An interval that pins every element
+      to one value is stored as that known value instead.
     """
 
-    __slots__ = ("shape", "dtype", "deps", "value")
+    __slots__ = ("shape", "dtype", "deps", "value", "interval")
 
-    def __init__(self, shape, dtype, deps: Deps | None = None, value=None):
+    def __init__(
+        self, shape, dtype, deps: Deps | None = None, value=None, interval=None
+    ):
         self.shape = tuple(int(s) for s in shape)
         self.dtype = _as_dtype(dtype)
         if deps is not None and (
@@ -41,6 +49,22 @@ class Abstract:
             deps = None
         self.deps = deps
         self.value = None if value is None else np.asarray(value)
+        self.interval = None
+        if interval is not None and self.value is None:
+            self._set_interval(*interval)
+
+    def _set_interval(self, lo, hi) -> None:
+        full = dtype_bounds(self.dtype)
+        if full is None:
+            return
+        lo = np.broadcast_to(np.asarray(lo, dtype=np.int64), self.shape)
+        hi = np.broadcast_to(np.asarray(hi, dtype=np.int64), self.shape)
+        if np.any(lo > hi):
+            raise AssertionError(f"asdex internal error: empty interval for {self}")
+        if self.size and np.array_equal(lo, hi):
+            self.value = lo.astype(self.dtype)
+        elif self.size and (lo.min() > full[0] or hi.max() < full[1]):
+            self.interval = (lo, hi)
 
     @property
     def size(self) -> int:
@@ -66,6 +90,23 @@ class Abstract:
     def with_deps(self, deps: Deps | None) -> Abstract:
         return Abstract(self.shape, self.dtype, deps)
 
+    def bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """`(lo, hi)` int64 arrays of this shape bounding an integer or boolean value:
+        the value itself when known, else the interval, else the dtype's range.
+        `None` for floats, and for the rare dtypes whose range int64 cannot hold."""
+        full = dtype_bounds(self.dtype)
+        if full is None:
+            return None
+        if self.value is not None:
+            if self.dtype == np.uint64 and self.size and self.value.max() > full[1]:
+                return None
+            v = self.value.astype(np.int64)
+            return v, v
+        if self.interval is not None:
+            return self.interval
+        lo = np.broadcast_to(np.int64(full[0]), self.shape)
+        return lo, np.broadcast_to(np.int64(full[1]), self.shape)
+
     def same_as(self, other: Abstract) -> bool:
         """Equality of abstract values (used to detect loop fixed points)."""
         if self.shape != other.shape or self.dtype != other.dtype:
@@ -78,19 +119,44 @@ class Abstract:
             return False
         if (self.deps is None) != (other.deps is None):
             return False
+        if (self.interval is None) != (other.interval is None):
+            return False
+        if self.interval is not None and not (
+            np.array_equal(self.interval[0], other.interval[0])
+            and np.array_equal(self.interval[1], other.interval[1])
+        ):
+            return False
         return self.deps is None or self.deps.equals(other.deps)
 
     def __repr__(self) -> str:
-        what = (
-            "known"
-            if self.known
-            else f"nnz={0 if self.deps is None else self.deps.nnz}"
-        )
+        if self.known:
+            what = "known"
+        elif self.interval is not None:
+            what = f"in [{self.interval[0].min()}, {self.interval[1].max()}]"
+        else:
+            what = f"nnz={0 if self.deps is None else self.deps.nnz}"
         return f"Abstract({self.shape}, {self.dtype}, {what})"
 
 
-def join(a: Abstract, b: Abstract) -> Abstract:
-    """The least abstract value covering both: union of deps, value kept only if equal."""
+def dtype_bounds(dtype) -> tuple[int, int] | None:
+    """The range of an integer or boolean dtype, clipped to what int64 holds."""
+    if not isinstance(dtype, np.dtype):
+        return None
+    if dtype == np.bool_:
+        return 0, 1
+    if not np.issubdtype(dtype, np.integer):
+        return None
+    info = np.iinfo(dtype)
+    return int(info.min), int(min(info.max, np.iinfo(np.int64).max))
+
+
+def join(a: Abstract, b: Abstract, widen: bool = False) -> Abstract:
+    """The least abstract value covering both: union of deps, value kept only if equal,
+    intervals joined to their hull.
+
+    With `widen=True` (loop fixed points) an interval survives only if both sides
+    agree on it; otherwise a counter's interval would grow by one per round.
+    """
     if a.same_as(b):
         return a
     from ._deps import vstack
@@ -104,4 +170,9 @@ def join(a: Abstract, b: Abstract) -> Abstract:
         both = vstack([a.deps, b.deps])
         src = np.stack([np.arange(n), np.arange(n, 2 * n)], axis=1)
         deps = both.compose_dense(src)
-    return Abstract(a.shape, a.dtype, deps)
+    interval = None
+    if not widen:
+        ba, bb = a.bounds(), b.bounds()
+        if ba is not None and bb is not None:
+            interval = (np.minimum(ba[0], bb[0]), np.maximum(ba[1], bb[1]))
+    return Abstract(a.shape, a.dtype, deps, interval=interval)

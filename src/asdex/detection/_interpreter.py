@@ -17,6 +17,10 @@ Rule = Callable[["Interpreter", jex_core.JaxprEqn, list[Abstract]], list[Abstrac
 # primitive name -> rule. Filled by the modules in `_rules/`.
 RULES: dict[str, Rule] = {}
 
+# primitive name -> interval rule: the `(lo, hi)` bounds of each integer or boolean
+# output (or `None`), from the operands' bounds. Filled by `_rules/ranges.py`.
+RANGE_RULES: dict[str, Callable] = {}
+
 # Primitives whose outputs are deliberately taken to depend on every element of every
 # input (sound, never tight). They get no warning: there is nothing tighter to say.
 INTENTIONALLY_CONSERVATIVE: dict[str, str] = {}
@@ -42,6 +46,17 @@ def register(*names: str):
     return wrap
 
 
+def register_range(*names: str):
+    """Register an interval rule for one or more primitive names."""
+
+    def wrap(rule):
+        for name in names:
+            RANGE_RULES[name] = rule
+        return rule
+
+    return wrap
+
+
 def register_conservative(name: str, reason: str, rule: Rule | None = None) -> None:
     """Declare a primitive as intentionally all-to-all (no warning)."""
     INTENTIONALLY_CONSERVATIVE[name] = reason
@@ -59,6 +74,8 @@ class Interpreter:
         self.n_inputs = n_inputs
         # Nested walks (custom rules) share the warnings and the trace cache.
         self._root = self if parent is None else parent._root
+        # The variables read in the jaxpr being walked (see `is_needed`).
+        self._needed: set | None = None
         if parent is None:
             self._warned: set[str] = set()
             self._cache: dict = {}
@@ -93,17 +110,24 @@ class Interpreter:
             raise AssertionError("jaxpr input count mismatch")
         for var, val in zip(jaxpr.invars, inputs):
             env[var] = val
-        for eqn, live in zip(
-            jaxpr.eqns, self.cached(("live", id(jaxpr)), lambda: _liveness(jaxpr))
-        ):
-            if not live:
-                continue
-            invals = [read(v) for v in eqn.invars]
-            outvals = self.apply(eqn, invals)
-            for var, val in zip(eqn.outvars, outvals):
-                if not isinstance(var, jex_core.DropVar):
-                    env[var] = val
-        return [read(v) for v in jaxpr.outvars]
+        live, needed = self.cached(("live", id(jaxpr)), lambda: _liveness(jaxpr))
+        outer_needed, self._needed = self._needed, needed
+        try:
+            for eqn, eqn_live in zip(jaxpr.eqns, live):
+                if not eqn_live:
+                    continue
+                invals = [read(v) for v in eqn.invars]
+                outvals = self.apply(eqn, invals)
+                for var, val in zip(eqn.outvars, outvals):
+                    if not isinstance(var, jex_core.DropVar):
+                        env[var] = val
+            return [read(v) for v in jaxpr.outvars]
+        finally:
+            self._needed = outer_needed
+
+    def is_needed(self, var) -> bool:
+        """Whether a variable of the jaxpr being walked is read later (or returned)."""
+        return self._needed is None or var in self._needed
 
     def run_closed(
         self, closed: jex_core.ClosedJaxpr, inputs: Sequence[Abstract]
@@ -121,7 +145,17 @@ class Interpreter:
             self.warn_unknown(name)
             rule = all_to_all
         outs = rule(self, eqn, invals)
-        return [_conform(out, var.aval) for out, var in zip(outs, eqn.outvars)]
+        outs = [_conform(out, var.aval) for out, var in zip(outs, eqn.outvars)]
+        range_rule = RANGE_RULES.get(name)
+        if range_rule is not None and any(_wants_interval(o) for o in outs):
+            intervals = range_rule(self, eqn, invals)
+            outs = [
+                Abstract(o.shape, o.dtype, None, interval=r)
+                if r is not None and _wants_interval(o)
+                else o
+                for o, r in zip(outs, intervals)
+            ]
+        return outs
 
     def warn_unknown(self, name: str) -> None:
         warned = self._root._warned
@@ -137,9 +171,14 @@ class Interpreter:
             )
 
 
-def _liveness(jaxpr: jex_core.Jaxpr) -> list[bool]:
-    """Which equations contribute to the outputs. Dead code (a custom rule's unused
-    primal, effects such as debug prints) is skipped: it cannot change a pattern."""
+def _wants_interval(v: Abstract) -> bool:
+    return v.value is None and v.interval is None and v.deps is None
+
+
+def _liveness(jaxpr: jex_core.Jaxpr) -> tuple[list[bool], set]:
+    """Which equations contribute to the outputs, and which variables are read. Dead
+    code (a custom rule's unused primal, effects such as debug prints) is skipped:
+    it cannot change a pattern."""
     needed = {v for v in jaxpr.outvars if not isinstance(v, jex_core.Literal)}
     live = [False] * len(jaxpr.eqns)
     for k in range(len(jaxpr.eqns) - 1, -1, -1):
@@ -147,7 +186,7 @@ def _liveness(jaxpr: jex_core.Jaxpr) -> list[bool]:
         if any(v in needed for v in eqn.outvars):
             live[k] = True
             needed.update(v for v in eqn.invars if not isinstance(v, jex_core.Literal))
-    return live
+    return live, needed
 
 
 def bind_equation(eqn: jex_core.JaxprEqn, args: Sequence) -> list:
@@ -175,7 +214,32 @@ _NUMPY_INTEGER_OPS = {
     "not": np.invert,
     "max": np.maximum,
     "min": np.minimum,
+    "sign": np.sign,
+    "convert_element_type": lambda a: a,
+    "select_n": lambda which, *cases: np.choose(np.asarray(which, np.int64), cases),
+    "div": lambda a, b: _checked_divide(a, b, _truncated_divide),
+    "rem": lambda a, b: _checked_divide(a, b, np.fmod),
 }
+
+
+def _truncated_divide(a, b):
+    # `lax.div` rounds integer quotients towards zero, numpy's `//` towards -inf.
+    q = np.abs(a) // np.abs(b)
+    return np.where((a < 0) != (b < 0), -q, q)
+
+
+def _checked_divide(a, b, op):
+    # Division by zero follows XLA's rules, not numpy's: leave it to XLA. Computing
+    # in int64 keeps `abs` exact for a narrow dtype's minimum; the caller's cast
+    # back wraps `INT_MIN / -1` round to `INT_MIN`, as XLA does.
+    a, b = np.asarray(a), np.asarray(b)
+    if np.any(b == 0) or max(_magnitude(a), _magnitude(b)) >= 2.0**62:
+        return None
+    return op(a.astype(np.int64), b.astype(np.int64))
+
+
+def _magnitude(a) -> float:
+    return float(np.abs(a.astype(np.float64)).max()) if a.size else 0.0
 
 
 def evaluate(eqn: jex_core.JaxprEqn, invals: list[Abstract]) -> list[Abstract] | None:
@@ -184,7 +248,9 @@ def evaluate(eqn: jex_core.JaxprEqn, invals: list[Abstract]) -> list[Abstract] |
     op = _NUMPY_INTEGER_OPS.get(eqn.primitive.name)
     if op is not None and all(a.dtype.kind in "biu" and a.size <= 1024 for a in args):
         out_aval = eqn.outvars[0].aval
-        return [Abstract.constant(np.asarray(op(*args)).astype(out_aval.dtype))]
+        out = op(*args)
+        if out is not None:
+            return [Abstract.constant(np.asarray(out).astype(out_aval.dtype))]
     try:
         with jax.ensure_compile_time_eval():
             outs = bind_equation(eqn, args)
@@ -202,7 +268,10 @@ def _conform(out: Abstract, aval) -> Abstract:
             raise AssertionError(
                 f"asdex internal error: rule produced shape {out.shape}, expected {shape}"
             )
-        return Abstract(shape, aval.dtype, out.deps, out.value)
+        interval = out.interval
+        if interval is not None:
+            interval = tuple(np.reshape(b, shape) for b in interval)
+        return Abstract(shape, aval.dtype, out.deps, out.value, interval)
     return out
 
 

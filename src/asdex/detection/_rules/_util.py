@@ -15,6 +15,12 @@ import numpy as np
 from .._abstract import Abstract
 from .._deps import Deps, vstack
 
+# A traced index whose interval allows at most this many values (or combinations,
+# for several indices) is replayed at each of them and the results are joined:
+# exact for intervals, at that many element-id replays. Wider ones fall back to a
+# union over the reachable positions.
+MAX_ENUMERATED_CASES = 64
+
 
 def element_ids(
     shapes_and_deps: Sequence[Abstract],

@@ -8,11 +8,14 @@ abstract states; dependency sets only grow, so that terminates and is sound.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from .._abstract import Abstract, join
 from .._deps import Deps, row_slice, vstack
 from .._interpreter import register, union_of_all
+from ._util import MAX_ENUMERATED_CASES
 
 # Exact unrolling stops after this many iterations; the rest is a fixed point.
 MAX_UNROLLED_ITERATIONS = 20_000
@@ -28,7 +31,50 @@ def effect_only(interp, eqn, invals):
 @register("jit", "pjit", "closed_call", "composite")
 def call_closed(interp, eqn, invals):
     closed = eqn.params.get("jaxpr") or eqn.params["call_jaxpr"]
+    cases = _value_cases(invals)
+    if cases is not None:
+        return _join_all([interp.run_closed(closed, case) for case in cases])
     return interp.run_closed(closed, invals)
+
+
+def _value_cases(invals: list[Abstract]) -> list[list[Abstract]] | None:
+    """Every combination of values that small integer intervals allow, or `None`.
+
+    Intervals forget how values are related: in `jnp.floor_divide(i, 2)` (a `jit`
+    of `div`, `sign`, `rem` and `select_n`), the sign test and the remainder test
+    are never both true for `i >= 0`, but their intervals cannot tell. Walking the
+    call once per combination of its inputs' values, with everything known, and
+    joining the results gives the exact hull instead.
+    """
+    unknown = [k for k, v in enumerate(invals) if not v.known]
+    if not unknown or any(
+        invals[k].interval is None or invals[k].deps is not None for k in unknown
+    ):
+        return None
+    count = 1.0
+    for k in unknown:
+        lo, hi = invals[k].interval
+        count *= float(np.prod(hi.astype(np.float64) - lo + 1))
+        if count > MAX_ENUMERATED_CASES:
+            return None
+    choices = []
+    for k in unknown:
+        v = invals[k]
+        lo, hi = (b.reshape(-1) for b in v.interval)
+        per_element = [range(int(a), int(b) + 1) for a, b in zip(lo, hi)]
+        choices.append(
+            [
+                Abstract.constant(np.array(c, dtype=v.dtype).reshape(v.shape))
+                for c in itertools.product(*per_element)
+            ]
+        )
+    cases = []
+    for combo in itertools.product(*choices):
+        case = list(invals)
+        for k, value in zip(unknown, combo):
+            case[k] = value
+        cases.append(case)
+    return cases
 
 
 @register("core_call", "remat", "checkpoint", "remat2")
@@ -43,23 +89,27 @@ def call_open(interp, eqn, invals):
 def cond(interp, eqn, invals):
     index, *operands = invals
     branches = eqn.params["branches"]
-    if index.known:
-        # lax.switch clamps its index into range.
-        k = int(np.clip(int(index.value), 0, len(branches) - 1))
-        return interp.run_closed(branches[k], operands)
-    results = [interp.run_closed(b, operands) for b in branches]
-    return [_join_all(vals) for vals in zip(*results)]
+    # lax.switch clamps its index into range; only the branches it reaches count.
+    bounds = index.bounds()
+    lo, hi = (0, len(branches) - 1) if bounds is None else map(int, bounds)
+    lo, hi = (int(np.clip(k, 0, len(branches) - 1)) for k in (lo, hi))
+    return _join_all([interp.run_closed(b, operands) for b in branches[lo : hi + 1]])
 
 
-def _join_all(vals):
-    out = vals[0]
-    for v in vals[1:]:
-        out = join(out, v)
-    return out
+def _join_all(results: list[list[Abstract]]) -> list[Abstract]:
+    """Join the outputs of several walks, output by output."""
+    joined = []
+    for vals in zip(*results):
+        out = vals[0]
+        for v in vals[1:]:
+            out = join(out, v)
+        joined.append(out)
+    return joined
 
 
 def _join_lists(a, b):
-    return [join(x, y) for x, y in zip(a, b)]
+    # Loops widen: an interval that changes between rounds is dropped at once.
+    return [join(x, y, widen=True) for x, y in zip(a, b)]
 
 
 def _same(a, b) -> bool:

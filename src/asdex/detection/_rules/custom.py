@@ -123,7 +123,25 @@ def _custom_jvp_call(interp: Interpreter, eqn, invals):
     others = [Abstract(v.shape, v.dtype, None, v.value) for v in other_ops]
     tangents = [Abstract(v.shape, v.dtype, v.deps) for v in diff_ops]
     outs = interp.run_closed(closed, primals + others + tangents)
-    return outputs_like(eqn, [o.deps for o in outs])
+    outs = outputs_like(eqn, [o.deps for o in outs])
+    return _with_primal_values(interp, eqn, invals, outs)
+
+
+def _with_primal_values(interp: Interpreter, eqn, invals, outs):
+    """Integer outputs (a permutation, an index) carry no tangent, but their values
+    or intervals decide later gathers: take them from the primal computation."""
+    if all(
+        is_differentiable_dtype(o.dtype) or not interp.is_needed(var)
+        for o, var in zip(outs, eqn.outvars)
+    ):
+        # Walking the primal can cost as much as the rule itself (a solver's loop
+        # returning a step count): only when an integer output is read later.
+        return outs
+    closed = eqn.params.get("call_jaxpr") or eqn.params.get("fun_jaxpr")
+    if closed is None:
+        return outs
+    primal = interp.run_closed(closed, invals)
+    return [o if is_differentiable_dtype(o.dtype) else p for o, p in zip(outs, primal)]
 
 
 def _vjp_jaxpr(eqn, operands):
@@ -183,7 +201,7 @@ def custom_vjp_call(interp: Interpreter, eqn, invals):
     for size in out_sizes:
         outs.append(deps_all.gather(np.arange(start, start + size)))
         start += size
-    return outputs_like(eqn, outs)
+    return _with_primal_values(interp, eqn, invals, outputs_like(eqn, outs))
 
 
 def _lin_jaxpr(eqn, res, tangents):

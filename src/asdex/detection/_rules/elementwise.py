@@ -124,7 +124,16 @@ def select_n(interp, eqn, invals):
         stacked_ids = np.stack([np.broadcast_to(i, out_shape) for i in ids], axis=0)
         source = np.take_along_axis(stacked_ids, which[None], axis=0)[0]
         return outputs_like(eqn, [None if stacked is None else stacked.gather(source)])
-    return elementwise(interp, eqn, [pred.with_deps(None), *cases])
+    bounds = pred.bounds()
+    if bounds is None:
+        return elementwise(interp, eqn, [pred.with_deps(None), *cases])
+    # Case `k` can be picked only where the predicate's interval holds `k`.
+    lo, hi = (np.broadcast_to(b, out_shape) for b in bounds)
+    masks = [(lo <= k) & (k <= hi) for k in range(len(cases))]
+    # A predicate outside every case is undefined in XLA: keep all cases there.
+    undefined = ~np.any(masks, axis=0)
+    masks = [None] + [m | undefined for m in masks]
+    return elementwise(interp, eqn, [pred.with_deps(None), *cases], masks=masks)
 
 
 @register("select_if_vmap")

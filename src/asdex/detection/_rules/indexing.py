@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
 from .._abstract import Abstract
 from .._interpreter import bind_equation, outputs_like, register
-from ._util import element_ids, fiber_union
+from ._util import MAX_ENUMERATED_CASES, element_ids, fiber_union, union_sources
 from .structural import receive_anywhere
 
 
@@ -18,12 +21,39 @@ def _id_dtype(size: int):
 
 def gather_ids(ids: np.ndarray, indices: np.ndarray, params: dict) -> np.ndarray:
     """Replay a gather on an id array; positions filled out of bounds get -1."""
-    params = dict(params, fill_value=-1)
+    # The replayed indices need not be sorted or unique, whatever the original
+    # promised.
+    params = dict(params, fill_value=-1, indices_are_sorted=False, unique_indices=False)
     with jax.ensure_compile_time_eval():
         out = lax.gather_p.bind(
             np.asarray(ids, dtype=_id_dtype(ids.size)), np.asarray(indices), **params
         )
     return np.asarray(out, dtype=np.int64)
+
+
+def index_cases(indices: Abstract) -> list[np.ndarray] | None:
+    """Index arrays that together take every value a traced `indices` can hold.
+
+    Each index vector (the last axis) varies independently of the others, and each
+    output of a gather or update of a scatter reads one vector only. So it is enough
+    that every vector runs through its own box `[lo, hi]`: case `δ` sets each vector
+    to `min(lo + δ, hi)`, for `δ` up to the widest box. `None` when there are more
+    than `MAX_ENUMERATED_CASES` cases (or no interval).
+    """
+    if indices.known:
+        return [indices.value]
+    b = indices.bounds()
+    if b is None or indices.size == 0 or not indices.shape:
+        return None
+    lo, hi = b
+    batch_axes = tuple(range(len(indices.shape) - 1))
+    widths = (hi.astype(np.float64) - lo + 1).max(axis=batch_axes)
+    if np.prod(widths) > MAX_ENUMERATED_CASES:
+        return None
+    return [
+        np.minimum(lo + np.asarray(delta, dtype=np.int64), hi).astype(indices.dtype)
+        for delta in itertools.product(*[range(int(w)) for w in widths])
+    ]
 
 
 @register("gather")
@@ -32,17 +62,16 @@ def gather(interp, eqn, invals):
     if operand.deps is None:
         return outputs_like(eqn, [None])
     params = eqn.params
-    if not indices.known:
+    cases = index_cases(indices)
+    if cases is None:
         # Any position along the indexed axes may be read: union over those fibers,
         # then gather at index zero, which keeps window and batching structure exact.
         indexed = tuple(params["dimension_numbers"].start_index_map)
         operand = operand.with_deps(fiber_union(operand, indexed))
-        index_value = np.zeros(indices.shape, dtype=indices.dtype)
-    else:
-        index_value = indices.value
+        cases = [np.zeros(indices.shape, dtype=indices.dtype)]
     ids = np.arange(operand.size).reshape(operand.shape)
-    source = gather_ids(ids, index_value, params)
-    return outputs_like(eqn, [operand.deps.gather(source.reshape(-1))])
+    sources = [gather_ids(ids, value, params) for value in cases]
+    return outputs_like(eqn, [union_sources(operand.deps, sources)])
 
 
 def scatter_targets(
@@ -107,18 +136,25 @@ def _overwrites(eqn) -> bool:
 )
 def scatter(interp, eqn, invals):
     operand, indices, updates = invals
-    if not indices.known:
+    cases = index_cases(indices)
+    if cases is None:
         return outputs_like(eqn, [receive_anywhere(operand, updates)])
     (op_ids, up_ids), stacked = element_ids([operand, updates])
     if stacked is None:
         return outputs_like(eqn, [None])
-    target = scatter_targets(operand, indices.value, updates, eqn.params)
-    landed = target >= 0
-    out_rows = [target[landed]]
-    sources = [up_ids.reshape(-1)[landed]]
+    # targets[c, u]: where update element `u` lands in case `c` (-1: dropped).
+    targets = np.stack(
+        [scatter_targets(operand, value, updates, eqn.params) for value in cases]
+    )
+    landed = targets >= 0
+    out_rows = [targets[landed]]
+    sources = [np.broadcast_to(up_ids.reshape(-1), targets.shape)[landed]]
     keep_operand = np.ones(operand.size, dtype=bool)
     if _overwrites(eqn):
-        keep_operand[target[landed]] = False
+        # An operand element is gone only if some update lands on it in every
+        # case; the others survive in some case.
+        always = (targets == targets[:1]).all(axis=0) & landed[0]
+        keep_operand[targets[0][always]] = False
     out_rows.append(np.nonzero(keep_operand)[0])
     sources.append(op_ids.reshape(-1)[keep_operand])
     out_rows = np.concatenate(out_rows)
@@ -141,10 +177,10 @@ def maybe_set(interp, eqn, invals):
     # Replay the update on ids; where it wrote, the old value may also survive.
     fill = np.full(x_ids.shape, -2, dtype=np.int64)
     written = np.where(x_ids >= 0, x_ids, fill)
+    # Equinox's implementation indexes with `.at`, which numpy arrays lack.
+    args = [np.True_, xs_ids, written, *[v.value for v in index_leaves]]
     with jax.ensure_compile_time_eval():
-        updated = bind_equation(
-            eqn, [np.True_, xs_ids, written, *[v.value for v in index_leaves]]
-        )[0]
+        updated = bind_equation(eqn, [jnp.asarray(a) for a in args])[0]
     updated = np.asarray(updated, dtype=np.int64).reshape(-1)
     kept = xs_ids.reshape(-1)
     changed = updated != kept

@@ -8,8 +8,8 @@ import numpy as np
 
 from .._abstract import Abstract
 from .._deps import vstack
-from .._interpreter import all_to_all, outputs_like, register, register_conservative
-from ._util import element_ids, reduction_target
+from .._interpreter import outputs_like, register, register_conservative
+from ._util import element_ids, reduction_target, union_sources
 from .reductions import window_sources
 
 
@@ -74,8 +74,6 @@ def dot_general(interp, eqn, invals):
 @register("conv_general_dilated")
 def conv_general_dilated(interp, eqn, invals):
     p = eqn.params
-    if p["batch_group_count"] != 1:
-        return all_to_all(interp, eqn, invals)
     lhs, rhs = invals
     dn = p["dimension_numbers"]
     lhs_spec, rhs_spec, out_spec = dn.lhs_spec, dn.rhs_spec, dn.out_spec
@@ -92,6 +90,12 @@ def conv_general_dilated(interp, eqn, invals):
     kernel = r_ids.shape[2:]
     groups = p["feature_group_count"]
     out_per_group = n_out // groups
+    # With `batch_group_count = G`, the lhs batch splits into G contiguous blocks
+    # and output feature `o` reads block `o // (n_out / G)` only; the output batch
+    # is one block long. (JAX allows at most one of the two group counts > 1.)
+    batch_groups = p["batch_group_count"]
+    n_out_batch = n_batch // batch_groups
+    out_per_batch_group = n_out // batch_groups
     spatial = np.arange(int(np.prod(l_ids.shape[2:], dtype=np.int64))).reshape(
         l_ids.shape[2:]
     )
@@ -105,16 +109,17 @@ def conv_general_dilated(interp, eqn, invals):
     )
     src_spatial = np.stack([t.reshape(-1) for t in taps], axis=0)  # (n_taps, n_spatial)
     n_taps, n_spatial = src_spatial.shape
-    out_shape_canon = (n_batch, n_out) + taps[0].shape
-    n_idx = np.arange(n_batch)[:, None, None, None, None]
+    out_shape_canon = (n_out_batch, n_out) + taps[0].shape
+    n_idx = np.arange(n_out_batch)[:, None, None, None, None]
     o_idx = np.arange(n_out)[None, :, None, None, None]
+    b_idx = (o_idx // out_per_batch_group) * n_out_batch + n_idx
     s_idx = np.arange(n_spatial)[None, None, :, None, None]
     t_idx = np.arange(n_taps)[None, None, None, :, None]
     c_loc = np.arange(in_per_group)[None, None, None, None, :]
     c_idx = (o_idx // out_per_group) * in_per_group + c_loc
     src_s = src_spatial[t_idx, s_idx]
     valid = src_s >= 0
-    shape5 = (n_batch, n_out, n_spatial, n_taps, in_per_group)
+    shape5 = (n_out_batch, n_out, n_spatial, n_taps, in_per_group)
     out_rows = np.broadcast_to((n_idx * n_out + o_idx) * n_spatial + s_idx, shape5)
     l_flat = l_ids.reshape(n_batch, n_in, -1)
     r_flat = r_ids.reshape(n_out, in_per_group, -1)
@@ -125,13 +130,13 @@ def conv_general_dilated(interp, eqn, invals):
         if r_nz is not None:
             keep = keep & r_nz.reshape(n_out, in_per_group, -1)[o_idx, c_loc, t_idx]
         keep = np.broadcast_to(keep, shape5)
-        src = np.broadcast_to(l_flat[n_idx, c_idx, safe_s], shape5)
+        src = np.broadcast_to(l_flat[b_idx, c_idx, safe_s], shape5)
         rows.append(out_rows[keep])
         srcs.append(src[keep])
     if rhs.deps is not None:
         keep = valid
         if l_nz is not None:
-            keep = keep & l_nz.reshape(n_batch, n_in, -1)[n_idx, c_idx, safe_s]
+            keep = keep & l_nz.reshape(n_batch, n_in, -1)[b_idx, c_idx, safe_s]
         keep = np.broadcast_to(keep, shape5)
         src = np.broadcast_to(r_flat[o_idx, c_loc, t_idx], shape5)
         rows.append(out_rows[keep])
@@ -217,7 +222,6 @@ def matrix_decomposition(interp, eqn, invals):
 for _name in (
     "cholesky",
     "lu",
-    "qr",
     "eigh",
     "svd",
     "eig",
@@ -234,6 +238,48 @@ for _name in (
     "symmetric_product",
 ):
     register(_name)(matrix_decomposition)
+
+
+@register("qr")
+def qr(interp, eqn, invals):
+    """Householder QR is causal in the columns: the first `j + 1` columns of `Q`,
+    and of `R`, are fixed by the first `j + 1` columns of `A`.
+
+    So `Q[:, i]` depends on `A[:, :i+1]`, and `R[i, j]` (`i <= j`) on `A[:, :j+1]`,
+    with `j` capped at `k - 1`, `k = min(m, n)` (a wide `A`'s later columns enter
+    `R` only through their own column). The strict lower triangle of `R` is
+    structurally zero. JAX's JVP keeps this structure exactly (`dA R⁻¹` with `R`
+    upper triangular, `tril`/`triu` masks and a product of upper triangles), so
+    dense AD shows no roundoff there either. Column pivoting reorders the columns
+    by value: then every entry may depend on the whole matrix.
+    """
+    (a,) = invals
+    if eqn.params["pivoting"] or a.deps is None:
+        return matrix_decomposition(interp, eqn, invals)
+    *batch, m, n = a.shape
+    n_batch = int(np.prod(batch, dtype=np.int64))
+    k = min(m, n)
+    # Rows of `cols`: the union of each column of each batch matrix, (b, c) order.
+    target = np.arange(n_batch)[:, None, None] * n + np.arange(n)[None, None, :]
+    cols = a.deps.group_union(np.broadcast_to(target, (n_batch, m, n)), n_batch * n)
+    # prefix[b, c] = union of cols[b, :c+1].
+    upto, src = np.tril_indices(n)
+    out_rows = (np.arange(n_batch)[:, None] * n + upto[None, :]).reshape(-1)
+    sources = (np.arange(n_batch)[:, None] * n + src[None, :]).reshape(-1)
+    prefix = cols.compose_coo(out_rows, sources, n_batch * n)
+    stacked = vstack([prefix, cols])
+    b = np.arange(n_batch)[:, None, None]
+    q_shape, r_shape = (v.aval.shape for v in eqn.outvars[:2])
+    kq = q_shape[-1]
+    i = np.arange(kq)[None, None, :]
+    q_src = np.broadcast_to(b * n + np.minimum(i, k - 1), (n_batch, m, kq))
+    ri = np.arange(r_shape[-2])[None, :, None]
+    rj = np.arange(n)[None, None, :]
+    upper = ri <= rj
+    r_prefix = np.where(upper, b * n + np.minimum(rj, k - 1), -1)
+    r_own = np.where(upper, n_batch * n + b * n + rj, -1)
+    r_deps = union_sources(stacked, [r_prefix, r_own])
+    return outputs_like(eqn, [stacked.gather(q_src.reshape(-1)), r_deps])
 
 
 @register("triangular_solve")

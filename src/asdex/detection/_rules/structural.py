@@ -6,12 +6,20 @@ the id arrays in numpy, so the patterns are exact.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from .._abstract import Abstract
 from .._deps import vstack
 from .._interpreter import outputs_like, register
-from ._util import element_ids, fiber_union, gather_from, union_sources
+from ._util import (
+    MAX_ENUMERATED_CASES,
+    element_ids,
+    fiber_union,
+    gather_from,
+    union_sources,
+)
 
 
 def _unary_structural(eqn, operand: Abstract, fn) -> list[Abstract]:
@@ -122,42 +130,68 @@ def pad(interp, eqn, invals):
     return outputs_like(eqn, [gather_from(stacked, source)])
 
 
-def _known_starts(start_vals, shape, sizes):
-    """Clamp known start indices the way XLA does; `None` where a start is unknown."""
-    starts = []
+def start_spans(start_vals, shape, sizes) -> list[tuple[int, int]]:
+    """For each axis, the first and last start a (traced) start index can take once
+    clamped into range the way XLA does."""
+    spans = []
     for v, dim, size in zip(start_vals, shape, sizes):
-        if v.known:
-            starts.append(int(np.clip(int(v.value), 0, dim - size)))
-        else:
-            starts.append(None)
-    return starts
+        top = dim - size
+        b = v.bounds()
+        lo, hi = (0, top) if b is None else (int(b[0]), int(b[1]))
+        spans.append((int(np.clip(lo, 0, top)), int(np.clip(hi, 0, top))))
+    return spans
+
+
+def _n_cases(spans) -> int:
+    return int(np.prod([b - a + 1 for a, b in spans], dtype=np.float64))
 
 
 @register("dynamic_slice")
 def dynamic_slice(interp, eqn, invals):
     operand, *start_vals = invals
+    if operand.deps is None:
+        return outputs_like(eqn, [None])
     sizes = tuple(eqn.params["slice_sizes"])
-    starts = _known_starts(start_vals[: len(sizes)], operand.shape, sizes)
-    unknown = [d for d, s in enumerate(starts) if s is None]
-    if unknown:
-        # Each element may come from anywhere along an axis with an unknown start.
-        operand = operand.with_deps(fiber_union(operand, unknown))
-        starts = [0 if s is None else s for s in starts]
-    index = tuple(slice(s, s + n) for s, n in zip(starts, sizes))
+    spans = start_spans(start_vals[: len(sizes)], operand.shape, sizes)
+    ids = np.arange(operand.size).reshape(operand.shape)
+    if _n_cases(spans) <= MAX_ENUMERATED_CASES:
+        # Output element `o` reads `start + o` for each start the index can take.
+        sources = [
+            ids[tuple(slice(s, s + n) for s, n in zip(starts, sizes))]
+            for starts in itertools.product(*[range(a, b + 1) for a, b in spans])
+        ]
+        return outputs_like(eqn, [union_sources(operand.deps, sources)])
+    # Too many starts to replay: each element may come from anywhere the slice can
+    # reach along an axis with a traced start.
+    wide = [d for d, (a, b) in enumerate(spans) if b > a]
+    reach = tuple(
+        slice(a, b + n) if b > a else slice(None) for (a, b), n in zip(spans, sizes)
+    )
+    region = ids[reach]
+    operand = Abstract(region.shape, operand.dtype, operand.deps.gather(region.ravel()))
+    operand = operand.with_deps(fiber_union(operand, wide))
+    index = tuple(
+        slice(0, n) if b > a else slice(a, a + n) for (a, b), n in zip(spans, sizes)
+    )
     return _unary_structural(eqn, operand, lambda i: i[index])
 
 
 @register("dynamic_update_slice")
 def dynamic_update_slice(interp, eqn, invals):
     operand, update, *start_vals = invals
-    starts = _known_starts(start_vals, operand.shape, update.shape)
+    spans = start_spans(start_vals, operand.shape, update.shape)
     (op_ids, up_ids), stacked = element_ids([operand, update])
     if stacked is None:
         return outputs_like(eqn, [None])
-    if all(s is not None for s in starts):
-        source = op_ids.copy()
-        source[tuple(slice(s, s + n) for s, n in zip(starts, update.shape))] = up_ids
-        return outputs_like(eqn, [stacked.gather(source.reshape(-1))])
+    if _n_cases(spans) <= MAX_ENUMERATED_CASES:
+        sources = []
+        for starts in itertools.product(*[range(a, b + 1) for a, b in spans]):
+            source = op_ids.copy()
+            source[tuple(slice(s, s + n) for s, n in zip(starts, update.shape))] = (
+                up_ids
+            )
+            sources.append(source)
+        return outputs_like(eqn, [union_sources(stacked, sources)])
     return outputs_like(eqn, [receive_anywhere(operand, update)])
 
 
