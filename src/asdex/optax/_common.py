@@ -133,8 +133,9 @@ def check_params(params: PyTree, struct: PyTree, caller: str, argument: str) -> 
     """Refuse `params` (or `updates`) whose PyTree or shapes differ from the sample's."""
     if params is None:
         raise ValueError(
-            f"`{caller}` needs the current parameters: call "
-            "`update(updates, state, params, ...)` with `params`."
+            f"`{caller}` needs `{argument}`: call "
+            "`update(updates, state, params, ...)` with the gradient as `updates` "
+            "and the current parameters as `params`."
         )
     got, want = jtu.tree_structure(params), jtu.tree_structure(struct)
     if got != want:

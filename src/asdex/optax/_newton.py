@@ -223,6 +223,9 @@ def sparse_newton(
             value_kw = kwargs_for(value_fn, extra)
         else:
             value_fn = value_kw = None
+        if value is not None:
+            # An array, not a static Python float that would recompile every step.
+            value = jnp.asarray(value)
         return _update(
             fun,
             tags,
