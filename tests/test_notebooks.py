@@ -41,6 +41,7 @@ def test_there_are_notebooks():
         "01_getting_started.ipynb",
         "02_sparse_newton_pde.ipynb",
         "03_least_squares_fit.ipynb",
+        "04_optax.ipynb",
     } <= names
 
 

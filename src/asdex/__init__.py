@@ -1,6 +1,11 @@
 """asdex: automatic sparse differentiation in JAX."""
 
-from . import coloring as coloring, lineax as lineax, optimistix as optimistix
+from . import (
+    coloring as coloring,
+    lineax as lineax,
+    optax as optax,
+    optimistix as optimistix,
+)
 from ._api import (
     hessian as hessian,
     hessian_coloring as hessian_coloring,

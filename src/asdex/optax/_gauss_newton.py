@@ -1,0 +1,256 @@
+"""`sparse_gauss_newton`: Gauss–Newton / Levenberg–Marquardt with the sparse Jacobian, for Optax."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import lineax as lx
+import optax
+import optimistix as optx
+from jaxtyping import PyTree
+
+from .._colored import ColoredPattern
+from .._trace import explain_traced_control_flow
+from ..lineax._jacobian_operator import (
+    SparseJacobianOperator,
+    compressed_jacobian,
+    compression,
+)
+from ..lineax._solver import SparseLinearSolver
+from ..optimistix._misc import DEFAULT_LINEAR_SOLVER, as_compression
+from ._common import (
+    SparseNewtonInfo,
+    SparseNewtonState,
+    adaptive_step,
+    chain_linesearch,
+    check_params,
+    check_sample_kwargs,
+    check_value_fn,
+    fixed_step,
+    initial_state,
+    kwargs_for,
+    params_dtype,
+    resolve_options,
+    sample_structure,
+)
+
+_CALLER = "asdex.optax.sparse_gauss_newton"
+
+
+def _residual_structure(residual_fn: Callable, struct: PyTree, sample_kwargs: dict):
+    with explain_traced_control_flow(_CALLER, "residual_fn"):
+        out = jax.eval_shape(lambda p, kw: residual_fn(p, **kw), struct, sample_kwargs)
+    for leaf in jtu.tree_leaves(out):
+        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+            raise TypeError(
+                f"`{_CALLER}(residual_fn=...)` must return real floating-point "
+                f"residuals (a PyTree of arrays), got {out}."
+            )
+    if not jtu.tree_leaves(out):
+        raise TypeError(
+            f"`{_CALLER}(residual_fn=...)` returned no arrays; it must return the "
+            "residuals r(θ) of the loss ½‖r(θ)‖²."
+        )
+    return out
+
+
+def _sum_squares(tree: PyTree):
+    return sum(jnp.sum(leaf * leaf) for leaf in jtu.tree_leaves(tree))
+
+
+@eqx.filter_jit
+def _update(
+    residual_fn,
+    damping,
+    adaptive,
+    linear_solver,
+    max_trials,
+    state,
+    params,
+    value,
+    value_fn,
+    kw,
+    value_kw,
+):
+    # Jitted for the same reason as `sparse_newton`'s update.
+    def residuals(p, kw):
+        return residual_fn(p, **kw)
+
+    comp = state.compression
+    r, _, values = compressed_jacobian(residuals, params, kw, comp)
+    jac = SparseJacobianOperator._from_values(
+        values, comp, jax.eval_shape(lambda: params), jax.eval_shape(lambda: r)
+    )
+    descent_info = optx.FunctionInfo.ResidualJac(r, jac)
+    lam = state.damping
+    if adaptive:
+        dtype = jnp.result_type(*jtu.tree_leaves(r))
+        f = 0.5 * _sum_squares(r) if value is None else jnp.asarray(value)
+        # The Gauss–Newton model of ½‖r‖²: gradient Jᵀr and Hessian JᵀJ, applied as
+        # two sparse products, never formed.
+        gram = lx.TaggedLinearOperator(
+            jac.transpose() @ jac, lx.positive_semidefinite_tag
+        )
+        search_info = optx.FunctionInfo.EvalGradHessian(
+            f.astype(dtype), jac.transpose().mv(r), gram
+        )
+        step, accepted, used, next_lam, solves, solved = adaptive_step(
+            descent_info,
+            search_info,
+            params,
+            lam,
+            linear_solver,
+            value_fn,
+            value_kw,
+            max_trials,
+        )
+    else:
+        step, solved = fixed_step(
+            descent_info, params, lam, linear_solver, damping == 0
+        )
+        accepted, used, next_lam = jnp.array(True), lam, lam
+        solves = jnp.ones((), jnp.int32)
+    info = SparseNewtonInfo(used, solves, accepted, solved)
+    return step, SparseNewtonState(next_lam, state.count + 1, info, comp)
+
+
+def sparse_gauss_newton(
+    residual_fn: Callable[..., PyTree],
+    sample_params: PyTree,
+    *,
+    damping: float | None = None,
+    adaptive_damping: bool | None = None,
+    linesearch: optax.GradientTransformation | None = None,
+    linear_solver: lx.AbstractLinearSolver | None = None,
+    coloring: ColoredPattern | None = None,
+    max_trials: int = 30,
+    **sample_kwargs: Any,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Gauss–Newton and Levenberg–Marquardt with the sparse Jacobian, as an Optax transform.
+
+    For the least-squares loss $f(\theta) = \tfrac12 \|r(\theta)\|^2$ each update
+    computes the residuals $r$ and their Jacobian $J$ at the current parameters
+    (sparse: one linearisation and one JVP or VJP per color, with a coloring
+    detected once, here) and returns the Levenberg–Marquardt step
+    $-(J^\top J + \lambda I)^{-1} J^\top r$: the least-squares solution of
+    $[J;\ \sqrt\lambda I]\,\delta = -[r;\ 0]$, solved by asdex's sparse normal
+    equations (see [`asdex.optimistix.SparseDampedNewtonDescent`][]). With
+    $\lambda = 0$ it is the Gauss–Newton step, the minimum-norm solution of
+    $J\delta = -r$.
+
+    λ adapts as in [`asdex.optax.sparse_newton`][], from the decrease of
+    `value_fn`, which must be the loss $\tfrac12\|r\|^2$ itself (a sum, not a
+    mean: the model's predicted decrease is of that loss). With `linesearch=`
+    the Gauss–Newton step is returned and the line search scales it.
+
+    The gradient given to `update` is not used ($J^\top r$ comes from the same
+    linearisation as $J$); only its structure is checked.
+
+    **Arguments:**
+
+    - `residual_fn`: the residuals `residual_fn(params, **kwargs) -> PyTree of
+        arrays`; extra arguments as for [`asdex.optax.sparse_newton`][].
+    - `sample_params`: parameters of the shape and structure to be optimised; only
+        shapes and dtypes are used, to detect the Jacobian's pattern once.
+    - `damping`, `adaptive_damping`, `linesearch`, `max_trials`: as for
+        [`asdex.optax.sparse_newton`][].
+    - `linear_solver`: the solver of the linear least-squares problems; by default
+        [`asdex.SparseLinearSolver`][]: sparse normal equations, minimum-norm
+        for the undamped step when $J$ is rank deficient, and without the
+        minimum-norm refinement (`well_posed=True`) for damped steps, whose
+        stacked operator $[J;\ \sqrt\lambda I]$ always has full rank (0.3 s
+        against 0.4 s per solve on 3,000 curves).
+    - `coloring`: an [`asdex.ColoredPattern`][] of the residuals' Jacobian, from
+        `asdex.jacobian_coloring(residual_fn, sample_params, **sample_kwargs)`, to
+        reuse; `None` detects and colors it now.
+    - `**sample_kwargs`: samples of the extra arguments that `residual_fn` takes.
+
+    **Returns:**
+
+    An `optax.GradientTransformationExtraArgs` whose state is a
+    [`asdex.optax.SparseNewtonState`][].
+
+    !!! Example
+
+        ```python
+        def loss(p, data):
+            return 0.5 * jnp.sum(residuals(p, data) ** 2)
+
+        opt = asdex.optax.sparse_gauss_newton(residuals, params, data=data)
+        state = opt.init(params)
+        value, grad = jax.value_and_grad(loss)(params, data)
+        updates, state = opt.update(
+            grad, state, params, value=value, value_fn=loss, data=data
+        )
+        ```
+    """
+    if not callable(residual_fn):
+        raise TypeError(
+            f"`{_CALLER}(residual_fn=...)` must be a function `residual_fn(params, "
+            f"**kwargs) -> residuals`, got {type(residual_fn).__name__}."
+        )
+    damping, adaptive = resolve_options(
+        damping, adaptive_damping, linesearch, max_trials, _CALLER
+    )
+    if linear_solver is None:
+        linear_solver = (
+            DEFAULT_LINEAR_SOLVER
+            if damping == 0 and not adaptive
+            else SparseLinearSolver(well_posed=True)
+        )
+    struct = sample_structure(sample_params, _CALLER)
+    check_sample_kwargs(residual_fn, sample_kwargs, _CALLER, "residual_fn")
+    out_struct = _residual_structure(residual_fn, struct, sample_kwargs)
+    if coloring is None:
+        from .._api import jacobian_coloring
+
+        coloring = jacobian_coloring(
+            lambda p, kw: residual_fn(p, **kw), struct, sample_kwargs
+        )
+    comp = as_compression(coloring, "jacobian", _CALLER)
+    n = sum(leaf.size for leaf in jtu.tree_leaves(struct))
+    m = sum(leaf.size for leaf in jtu.tree_leaves(out_struct))
+    if comp.coloring.shape != (m, n):
+        raise ValueError(
+            f"`{_CALLER}(coloring=...)` is of a {comp.coloring.shape[0]}×"
+            f"{comp.coloring.shape[1]} Jacobian, but the residuals and parameters "
+            f"give {m}×{n}. Build it with `asdex.jacobian_coloring(residual_fn, "
+            "sample_params)`."
+        )
+
+    def init_fn(params):
+        check_params(params, struct, _CALLER, "params")
+        return initial_state(damping, params_dtype(params), compression(comp.coloring))
+
+    def update_fn(updates, state, params=None, *, value=None, value_fn=None, **extra):
+        check_params(params, struct, _CALLER, "params")
+        check_params(updates, struct, _CALLER, "updates")
+        if adaptive:
+            check_value_fn(value_fn, _CALLER)
+            value_kw = kwargs_for(value_fn, extra)
+        else:
+            value_fn = value_kw = None
+        if value is not None:
+            # An array, not a static Python float that would recompile every step.
+            value = jnp.asarray(value)
+        return _update(
+            residual_fn,
+            damping,
+            adaptive,
+            linear_solver,
+            max_trials,
+            state,
+            params,
+            value,
+            value_fn,
+            kwargs_for(residual_fn, extra),
+            value_kw,
+        )
+
+    transform = optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return chain_linesearch(transform, linesearch)
