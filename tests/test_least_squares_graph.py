@@ -20,13 +20,27 @@ import asdex
 import asdex.optimistix as aox
 
 
-def graph_problem(points=60, extra_edges=60, anchors=6, seed=0):
-    """2-D positions from edge lengths and a few anchored points (dict residuals)."""
+def graph_problem(points=60, extra_edges=60, anchors=6, seed=0, reach=None):
+    """2-D positions from edge lengths and a few anchored points (dict residuals).
+
+    Each point is joined to the two before it (a generically rigid framework, so
+    the positions are determined), plus `extra_edges` edges: between random points,
+    or with `reach`, between points fewer than `reach` apart in the numbering (as in
+    a sensor network, where only neighbours measure distances). Random edges make
+    `JᵀJ` an expander, whose sparse factor fills in to nearly dense: at 10,000
+    unknowns 5.3·10⁶ nonzeros in `L` and 8 s per factorisation, against 2.3·10⁵ and
+    0.03 s with `reach=30`.
+    """
     rng = np.random.default_rng(seed)
     true = rng.uniform(0.0, 10.0, size=(points, 2))
-    chain = np.arange(points - 1)
-    src = np.concatenate([chain, rng.integers(0, points, extra_edges)])
-    dst = np.concatenate([chain + 1, rng.integers(0, points, extra_edges)])
+    chain, skip = np.arange(points - 1), np.arange(points - 2)
+    extra_src = rng.integers(0, points, extra_edges)
+    if reach is None:
+        extra_dst = rng.integers(0, points, extra_edges)
+    else:
+        extra_dst = (extra_src + rng.integers(3, reach, extra_edges)) % points
+    src = np.concatenate([chain, skip, extra_src])
+    dst = np.concatenate([chain + 1, skip + 2, extra_dst])
     dst = np.where(dst == src, (dst + 1) % points, dst)
     lengths = np.linalg.norm(true[src] - true[dst], axis=1)
     anchored = rng.choice(points, anchors, replace=False)
@@ -227,9 +241,11 @@ def test_stock_levenberg_marquardt_on_a_small_bundle_adjustment():
     )
 
 
-@pytest.mark.slow
 def test_stock_levenberg_marquardt_with_ten_thousand_unknowns():
-    residual, y0, true = graph_problem(points=5000, extra_edges=5000, anchors=50)
+    # 15 steps, 0.7 s once compiled (2.3 s with compilation) on 2 cores.
+    residual, y0, true = graph_problem(
+        points=5000, extra_edges=5000, anchors=50, reach=30
+    )
     solver = optx.LevenbergMarquardt(
         1e-10,
         1e-10,
