@@ -18,11 +18,15 @@ def rng():
 
 
 def pytest_collection_modifyitems(config, items):
-    # `slow` checks run only when asked for with `-m` (e.g. `-m slow`), so that the
-    # default suite stays within its time budget.
+    # `slow` checks and `benchmark` smoke runs run only when asked for with `-m`
+    # (e.g. `-m slow`), so that the default suite stays within its time budget
+    # (10 minutes on 2 cores).
     if config.option.markexpr:
         return
-    skip = pytest.mark.skip(reason="slow: run with `uv run pytest -m slow`")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+    for marker in ("slow", "benchmark"):
+        skip = pytest.mark.skip(
+            reason=f"{marker}: run with `uv run pytest -m {marker}`"
+        )
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)

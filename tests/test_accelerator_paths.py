@@ -66,10 +66,12 @@ JACOBIAN_SELECTION = [
 ]
 
 
-@pytest.mark.parametrize("output_format", ["bcoo", "dense"])
+@pytest.mark.parametrize(
+    "output_format", ["bcoo", pytest.param("dense", marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("mode", ["fwd", "rev", "bidirectional"])
 @pytest.mark.parametrize("case", JACOBIAN_SELECTION, ids=ids(JACOBIAN_SELECTION))
-def test_jacobians_matchas_matrix(accelerator_branches, case, mode, output_format):
+def test_jacobians_match_as_matrix(accelerator_branches, case, mode, output_format):
     f = _fresh(case.f)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", asdex.DenseColoringWarning)
@@ -86,7 +88,7 @@ def test_jacobians_matchas_matrix(accelerator_branches, case, mode, output_forma
 
 @pytest.mark.parametrize("mode", ["star", "acyclic"])
 @pytest.mark.parametrize("case", HESSIAN_CASES, ids=ids(HESSIAN_CASES))
-def test_hessians_matchas_matrix(accelerator_branches, case, mode):
+def test_hessians_match_as_matrix(accelerator_branches, case, mode):
     f = _fresh(case.f)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", asdex.DenseColoringWarning)
@@ -129,7 +131,7 @@ def test_vmap_jit_and_chunks(accelerator_branches):
     assert accelerator_branches
 
 
-def test_operators_matchas_matrix(accelerator_branches):
+def test_operators_match_as_matrix(accelerator_branches):
     y = jnp.asarray(np.random.default_rng(2).uniform(0.5, 1.5, 2 * 5 * 5))
     op = SparseJacobianOperator(lambda y, args: brusselator(y) * args, y, 1.5)
     np.testing.assert_allclose(

@@ -11,6 +11,9 @@ import sys
 
 import pytest
 
+# Smoke runs of the benchmark scripts: `uv run pytest -m benchmark`.
+pytestmark = pytest.mark.benchmark
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 

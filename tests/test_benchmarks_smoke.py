@@ -15,6 +15,9 @@ import pytest
 
 import asdex
 
+# Smoke runs of the benchmark scripts: `uv run pytest -m benchmark`.
+pytestmark = pytest.mark.benchmark
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 

@@ -61,6 +61,7 @@ def test_newton_minimise(examples):
     assert out["gradient_norm"] <= 1e-8
 
 
+@pytest.mark.benchmark
 def test_solver_benchmark_quick(capsys):
     bench = load(ROOT / "benchmarks" / "solvers.py", "asdex_benchmarks_solvers")
     results = bench.main(["--quick", "--in-process", "--repeats", "1"])

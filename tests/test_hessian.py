@@ -92,7 +92,11 @@ def test_chunk_size(chunk_size, mode):
 
 @pytest.mark.parametrize(
     "mode, dtype",
-    [("star", jnp.float64), ("acyclic", jnp.float64), ("acyclic", jnp.float32)],
+    [
+        ("star", jnp.float64),
+        pytest.param("acyclic", jnp.float64, marks=pytest.mark.slow),
+        ("acyclic", jnp.float32),
+    ],
 )
 def test_jit_vmap_grad_dtypes(mode, dtype):
     x = jnp.asarray(np.random.default_rng(4).uniform(-1, 1, 10), dtype)

@@ -34,7 +34,12 @@ def arrowhead(x):
     return jnp.sum(x[0] * x[1:] ** 2) + jnp.sum(jnp.cos(x[1:] * x[:-1]))
 
 
-CASES = [(bratu_like, 36), (bratu_like, 144), (banded, 60), (arrowhead, 30)]
+CASES = [
+    (bratu_like, 36),
+    pytest.param(bratu_like, 144, marks=pytest.mark.slow),
+    pytest.param(banded, 60, marks=pytest.mark.slow),
+    (arrowhead, 30),
+]
 
 
 @pytest.mark.parametrize("fn, n", CASES, ids=lambda c: getattr(c, "__name__", str(c)))
@@ -74,7 +79,9 @@ def test_host_sweep_matches_xla_sweep(fn, n):
     )
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize(
+    "dtype", [pytest.param(jnp.float32, marks=pytest.mark.slow), jnp.float64]
+)
 def test_acyclic_hessian_on_cpu(dtype):
     """End to end: value, jit, vmap and grad of an acyclic Hessian, against dense."""
     x = jnp.asarray(np.random.default_rng(2).uniform(size=36), dtype)

@@ -25,8 +25,12 @@ from helpers import (
 FORMATS = ["bcoo", "dense", "scipy_csr", "scipy_csc", "scipy_coo"]
 MODES = ["fwd", "rev", "bidirectional"]
 
-# Every fourth function of the detection tests' zoo, in the automatic mode.
-SELECTION = JACOBIAN_CASES[::4]
+# Every fourth function of the detection tests' zoo, in the automatic mode; every
+# other one of those only with `-m slow`.
+SELECTION = [
+    pytest.param(c, marks=pytest.mark.slow) if k % 2 else c
+    for k, c in enumerate(JACOBIAN_CASES[::4])
+]
 # A smaller set, run in every mode.
 MODE_CASES = [
     c
@@ -149,7 +153,7 @@ def _check_case(case, mode=None, output_format="bcoo", chunk_size=None):
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("case", SELECTION, ids=ids(SELECTION))
+@pytest.mark.parametrize("case", SELECTION, ids=ids(JACOBIAN_CASES[::4]))
 def test_zoo_auto_mode(case):
     _check_case(case)
 

@@ -97,6 +97,7 @@ linux_only = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow  # shows the dense route failing; asdex is tested above and below
 @linux_only
 def test_dense_newton_fails_under_the_cap():
     out = _run("dense", 30_000)

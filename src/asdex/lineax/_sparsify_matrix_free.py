@@ -161,16 +161,21 @@ def _given_coloring_for(
     if given.shape == (m, n):
         return given
     m_j, n_j = given.shape
-    out = operator.out_structure()
-    stacked = (
-        isinstance(out, tuple)
-        and len(out) == 2
-        and (m, n) == (m_j + n_j, n_j)
-        and flatten_structure(out[1]) == flatten_structure(operator.in_structure())
-    )
-    if stacked:
+    if (m, n) == (m_j + n_j, n_j) and is_damped_stack(operator):
         return _stacked_coloring(given.pattern)
     return None
+
+
+def is_damped_stack(operator: lx.AbstractLinearOperator) -> bool:
+    """Whether `operator` looks like Levenberg–Marquardt's `v ↦ (J v, √λ v)`: a pair
+    of outputs whose second has the input's structure. Its matrix `[J; √λ I]` has
+    full column rank for every `λ > 0`, which Optimistix's damping keeps."""
+    out = operator.out_structure()
+    return (
+        isinstance(out, tuple)
+        and len(out) == 2
+        and flatten_structure(out[1]) == flatten_structure(operator.in_structure())
+    )
 
 
 @ft.lru_cache(maxsize=8)

@@ -15,7 +15,7 @@ from jaxtyping import Array, PyTree
 from ..._colored import ColoredPattern, DenseColoringWarning
 from .._operator import SparseMatrixOperator
 from .._sparsify import sparsify
-from .._sparsify_matrix_free import given_coloring
+from .._sparsify_matrix_free import given_coloring, is_damped_stack
 from .cholesky import SparseCholesky
 from .lu import SparseLU
 from .normal import SparseNormalEquations
@@ -23,7 +23,7 @@ from .normal import SparseNormalEquations
 # The state records the choice, and the solver is rebuilt from it. The choice is a
 # static field of a module, not a bare string: Optimistix's `Chord` keeps the state
 # in its loop and applies `lax.stop_gradient` to it, which rejects strings.
-_CHOICES = ("cholesky", "lu", "normal", "dense", "dense_rectangular")
+_CHOICES = ("cholesky", "lu", "normal", "dense", "dense_rectangular", "dense_damped")
 
 # Below these, Lineax's dense solvers beat a sparse solve through a host callback.
 # Measured on a shared 2-core CPU (float64, steady state under `jit`, best of 20;
@@ -41,7 +41,9 @@ DENSE_FRACTION = 0.3
 
 def _dense_choice(operator: lx.AbstractLinearOperator) -> str:
     if operator.in_size() != operator.out_size():
-        return "dense_rectangular"
+        # Levenberg–Marquardt's `[J; √λ I]` has full rank: QR, as Optimistix's
+        # default (an SVD costs 1.4x the whole solve at 10 unknowns).
+        return "dense_damped" if is_damped_stack(operator) else "dense_rectangular"
     return "dense"
 
 
@@ -200,6 +202,8 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
             return lx.AutoLinearSolver(
                 well_posed=None if self.well_posed is True else False
             )
+        if choice == "dense_damped":
+            return lx.AutoLinearSolver(well_posed=None)
         return lx.AutoLinearSolver(well_posed=self.well_posed)
 
     def select_solver(
