@@ -116,6 +116,26 @@ def test_small_systems_are_solved_densely():
     assert isinstance(forced.select_solver(small), asdex.lineax.SparseLU)
 
 
+def test_small_damped_stack_is_solved_by_qr():
+    """Levenberg–Marquardt's `v ↦ (J v, √λ v)` has full column rank: a small one
+    goes to Lineax's QR, as in stock Optimistix, not to the SVD that other
+    rectangular operators get (their rank is unknown)."""
+    n = 6
+    J = jnp.asarray(np.random.default_rng(0).standard_normal((9, n)))
+    struct = jax.ShapeDtypeStruct((n,), jnp.float64)
+    damped = lx.FunctionLinearOperator(lambda v: (J @ v, 0.1 * v), struct)
+    plain = lx.FunctionLinearOperator(lambda v: J @ v, struct)
+    chosen = SparseLinearSolver().select_solver(damped)
+    assert chosen == lx.AutoLinearSolver(well_posed=None)
+    assert SparseLinearSolver().select_solver(plain) == lx.AutoLinearSolver(
+        well_posed=False
+    )
+    b = (jnp.arange(9.0), jnp.zeros(n))
+    x = lx.linear_solve(damped, b, SparseLinearSolver()).value
+    expected = np.linalg.lstsq(np.vstack([J, 0.1 * np.eye(n)]), np.concatenate(b))[0]
+    np.testing.assert_allclose(x, expected, rtol=1e-10)
+
+
 def test_nearly_dense_systems_are_solved_densely():
     """Two dense diagonal blocks: half the entries are nonzero, and a coloring needs
     half as many products as columns, so a sparse form exists but cannot win."""
