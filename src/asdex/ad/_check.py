@@ -246,35 +246,25 @@ def check_jacobian(
         # `"dense"` judges them): `S @ |v|` for a row, `|u| @ S` for a column.
         scale = _entry_scales(values, rows, cols, m, n)
         errors, scales = [], []
+
+        def compare(exact, vectors, gather, scatter, size):
+            # `exact` (products by AD) against the sparse matrix's products.
+            def sparse(weights, w):
+                terms = weights * w[gather].astype(weights.dtype)
+                return jax.ops.segment_sum(terms, scatter, num_segments=size)
+
+            approx = jax.vmap(ft.partial(sparse, values))(vectors)
+            bound = jax.vmap(lambda w: sparse(scale, jnp.abs(w)))(vectors)
+            errors.append(jnp.abs(exact - approx).ravel())
+            scales.append(jnp.maximum(bound, jnp.abs(exact)).ravel())
+
         if jvps_defined:
             jv = jax.vmap(lambda v: jax.jvp(h, (point,), (v,))[1])(V)
-            sparse_jv = jax.vmap(
-                lambda v: jax.ops.segment_sum(
-                    values * v[cols].astype(values.dtype), rows, num_segments=m
-                )
-            )(V)
-            scale_jv = jax.vmap(
-                lambda v: jax.ops.segment_sum(
-                    scale * jnp.abs(v[cols]), rows, num_segments=m
-                )
-            )(V)
-            errors.append(jnp.abs(jv - sparse_jv).ravel())
-            scales.append(jnp.maximum(scale_jv, jnp.abs(jv)).ravel())
+            compare(jv, V, cols, rows, m)
         if vjps_defined:
             _, pullback = jax.vjp(h, point)
             ju = jax.vmap(lambda u: pullback(u)[0])(U)
-            sparse_ju = jax.vmap(
-                lambda u: jax.ops.segment_sum(
-                    values * u[rows].astype(values.dtype), cols, num_segments=n
-                )
-            )(U)
-            scale_ju = jax.vmap(
-                lambda u: jax.ops.segment_sum(
-                    scale * jnp.abs(u[rows]), cols, num_segments=n
-                )
-            )(U)
-            errors.append(jnp.abs(ju - sparse_ju).ravel())
-            scales.append(jnp.maximum(scale_ju, jnp.abs(ju)).ravel())
+            compare(ju, U, rows, cols, n)
         return jnp.concatenate(errors), jnp.concatenate(scales)
 
     errors, scales = probe(point, values, V, U, *_indices(pattern))

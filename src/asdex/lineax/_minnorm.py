@@ -16,8 +16,7 @@
 - If LSMR does not converge within its iteration cap (a large, badly
   conditioned rank-deficient problem): iterated Tikhonov regularisation, the
   same refinement with `(BᵀB + δI)⁻¹`, `δ = ε^(2/3)` times the largest diagonal
-  entry of `BᵀB`, and the iteration is iterated Tikhonov
-  regularisation. Along a singular direction of `B` with singular value `σ` each
+  entry of `BᵀB`. Along a singular direction of `B` with singular value `σ` each
   step multiplies the error by `δ / (σ² + δ)`; directions with `σ = 0` are never
   entered, so the limit is the minimum-norm solution, and directions with
   `σ² ≲ δ` count as null: the numerical rank that the normal equations resolve.

@@ -33,6 +33,7 @@ import scipy.sparse.linalg as spla
 from jaxtyping import Array, Inexact, Int
 
 from .._pattern import SparsityPattern
+from ._banded import BandedLU, band_widths
 from ._ldl import CheckedLDLFactor, LDLFactor, check_pivots
 from ._minnorm import MinNormFactor
 from ._pattern_data import pattern_data
@@ -144,6 +145,13 @@ def _matrix(pattern: SparsityPattern, values: np.ndarray) -> sp.csr_array:
 def _factorise(kind: Kind, pattern: SparsityPattern, values: np.ndarray):
     """The factor for `kind` (anything with SuperLU's `solve(b, trans)`); raises
     `RuntimeError` if the matrix is exactly singular."""
+    widths = band_widths(pattern) if kind in ("lu", "symmetric") else None
+    if widths is not None:
+        # No ordering, no symbolic analysis: LAPACK's banded LU (`_banded.py`).
+        # Like SuperLU's below, the factor is of Aᵀ (A itself when symmetric).
+        kl, ku = widths
+        n = pattern.shape[0]
+        return BandedLU(n, pattern.cols, pattern.rows, values, ku, kl)
     if kind == "lu":
         # The CSR arrays of A are the CSC arrays of Aᵀ: factorising Aᵀ needs no
         # conversion at all, and Aᵀ's factor solves with A through `trans="T"`.
