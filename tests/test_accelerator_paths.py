@@ -86,7 +86,9 @@ def test_jacobians_match_as_matrix(accelerator_branches, case, mode, output_form
     assert accelerator_branches  # the batched products ran
 
 
-@pytest.mark.parametrize("mode", ["star", "acyclic"])
+@pytest.mark.parametrize(
+    "mode", ["star", pytest.param("acyclic", marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("case", HESSIAN_CASES, ids=ids(HESSIAN_CASES))
 def test_hessians_match_as_matrix(accelerator_branches, case, mode):
     f = _fresh(case.f)

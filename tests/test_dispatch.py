@@ -69,7 +69,14 @@ def count_dispatch(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("output_format", ["bcoo", "dense", "scipy_csr"])
+@pytest.mark.parametrize(
+    "output_format",
+    [
+        "bcoo",
+        pytest.param("dense", marks=pytest.mark.slow),
+        pytest.param("scipy_csr", marks=pytest.mark.slow),
+    ],
+)
 @pytest.mark.parametrize(
     "fn, mode", [(wide_band, "fwd"), (wide_band, "rev"), (arrow_band, "bidirectional")]
 )

@@ -191,7 +191,15 @@ def _sparse_only(coloring=None):
     return asdex.SparseLinearSolver(coloring=coloring, max_dense_size=0, small_size=0)
 
 
-@pytest.mark.parametrize("name", list(_STOCK))
+@pytest.mark.parametrize(
+    "name",
+    [
+        name
+        if name in ("LevenbergMarquardt", "IndirectLevenbergMarquardt")
+        else pytest.param(name, marks=pytest.mark.slow)
+        for name in _STOCK
+    ],
+)
 def test_stock_solvers_solve_graph_residuals_sparsely(name):
     residual, y0, _ = graph_problem(points=40, extra_edges=80, anchors=4)
     cls = _STOCK[name]

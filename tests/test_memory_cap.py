@@ -105,7 +105,9 @@ def test_dense_newton_fails_under_the_cap():
 
 
 @linux_only
-@pytest.mark.parametrize("solver", ["drop-in", "dedicated"])
+@pytest.mark.parametrize(
+    "solver", [pytest.param("drop-in", marks=pytest.mark.slow), "dedicated"]
+)
 def test_sparse_newton_solves_under_the_cap(solver):
     words = _run(solver, 200_000).split()
     assert words[0] == "solved", words

@@ -48,7 +48,14 @@ def rank_deficient(rng, m, n, rank):
     return matrix
 
 
-@pytest.mark.parametrize("shape", [(12, 7), (7, 12), (9, 9)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (12, 7),
+        pytest.param((7, 12), marks=pytest.mark.slow),
+        pytest.param((9, 9), marks=pytest.mark.slow),
+    ],
+)
 def test_minimum_norm_solves_match_pinv(rng, shape):
     matrix = rank_deficient(rng, *shape, rank=4)
     assert np.linalg.matrix_rank(matrix) < min(shape)

@@ -302,7 +302,7 @@ def _dense_loss(matrix, b):
         (SparseLU(), "general"),
         (SparseCholesky(), "spd"),
         (SparseNormalEquations(), "tall"),
-        (SparseNormalEquations(), "wide"),
+        pytest.param(SparseNormalEquations(), "wide", marks=pytest.mark.slow),
     ],
     ids=["lu", "cholesky", "normal-tall", "normal-wide"],
 )

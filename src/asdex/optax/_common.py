@@ -22,7 +22,7 @@ import optax
 import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
-from ..lineax._jacobian_operator import Compression
+from ..lineax._jacobian_operator import Compression, compression
 from ..optimistix._least_squares import SparseDampedNewtonDescent
 from ..optimistix._minimiser import NewtonTrustRegion, _TrustRegionState
 
@@ -359,3 +359,41 @@ def chain_linesearch(transform, linesearch):
     if linesearch is None:
         return transform
     return optax.chain(transform, linesearch)
+
+
+def make_transform(
+    caller: str,
+    fn: Callable,
+    struct: PyTree,
+    comp: Compression,
+    damping: float,
+    adaptive: bool,
+    linesearch,
+    step: Callable,
+):
+    """The Optax transform of both `sparse_newton` and `sparse_gauss_newton`.
+
+    It checks `params` and `updates` against `struct`, splits Optax's extra
+    arguments between `fn` and `value_fn`, and calls
+    `step(state, params, value, value_fn, fn_kwargs, value_fn_kwargs)`.
+    """
+
+    def init_fn(params):
+        check_params(params, struct, caller, "params")
+        return initial_state(damping, params_dtype(params), compression(comp.coloring))
+
+    def update_fn(updates, state, params=None, *, value=None, value_fn=None, **extra):
+        check_params(params, struct, caller, "params")
+        check_params(updates, struct, caller, "updates")
+        if adaptive:
+            check_value_fn(value_fn, caller)
+            value_kw = kwargs_for(value_fn, extra)
+        else:
+            value_fn = value_kw = None
+        if value is not None:
+            # An array, not a static Python float that would recompile every step.
+            value = jnp.asarray(value)
+        return step(state, params, value, value_fn, kwargs_for(fn, extra), value_kw)
+
+    transform = optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return chain_linesearch(transform, linesearch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools as ft
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,21 +20,15 @@ from .._trace import explain_traced_control_flow
 from ..lineax._jacobian_operator import (
     SparseHessianOperator,
     compressed_hessian,
-    compression,
 )
 from ..optimistix._misc import DEFAULT_LINEAR_SOLVER, as_compression
 from ._common import (
     SparseNewtonInfo,
     SparseNewtonState,
     adaptive_step,
-    chain_linesearch,
-    check_params,
     check_sample_kwargs,
-    check_value_fn,
     fixed_step,
-    initial_state,
-    kwargs_for,
-    params_dtype,
+    make_transform,
     resolve_options,
     sample_structure,
 )
@@ -211,35 +206,7 @@ def sparse_newton(
         )
     tags = frozenset(tags) if isinstance(tags, Iterable) else frozenset([tags])
 
-    def init_fn(params):
-        check_params(params, struct, _CALLER, "params")
-        return initial_state(damping, params_dtype(params), compression(comp.coloring))
-
-    def update_fn(updates, state, params=None, *, value=None, value_fn=None, **extra):
-        check_params(params, struct, _CALLER, "params")
-        check_params(updates, struct, _CALLER, "updates")
-        if adaptive:
-            check_value_fn(value_fn, _CALLER)
-            value_kw = kwargs_for(value_fn, extra)
-        else:
-            value_fn = value_kw = None
-        if value is not None:
-            # An array, not a static Python float that would recompile every step.
-            value = jnp.asarray(value)
-        return _update(
-            fun,
-            tags,
-            damping,
-            adaptive,
-            linear_solver,
-            max_trials,
-            state,
-            params,
-            value,
-            value_fn,
-            kwargs_for(fun, extra),
-            value_kw,
-        )
-
-    transform = optax.GradientTransformationExtraArgs(init_fn, update_fn)
-    return chain_linesearch(transform, linesearch)
+    step = ft.partial(_update, fun, tags, damping, adaptive, linear_solver, max_trials)
+    return make_transform(
+        _CALLER, fun, struct, comp, damping, adaptive, linesearch, step
+    )
