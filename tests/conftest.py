@@ -17,7 +17,14 @@ def rng():
     return np.random.default_rng(0)
 
 
+# Modules of long single tests (notebook kernels, 2·10⁵-unknown solves): run first,
+# so that the workers share out the short tests around them instead of one worker
+# finishing the suite alone with a notebook.
+_LONG_FIRST = ("test_notebooks.py", "test_memory_cap.py", "test_examples.py")
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.path.name not in _LONG_FIRST)
     # `slow` checks and `benchmark` smoke runs run only when asked for with `-m`
     # (e.g. `-m slow`), so that the default suite stays within its time budget
     # (10 minutes on 2 cores).
