@@ -354,6 +354,42 @@ def resolve_options(
     return float(damping), bool(adaptive_damping)
 
 
+def damped_update(
+    descent_info,
+    search_info,
+    params: PyTree,
+    state: SparseNewtonState,
+    damping: float,
+    adaptive: bool,
+    linear_solver: lx.AbstractLinearSolver,
+    value_fn,
+    value_kw,
+    max_trials: int,
+):
+    """The update and next state of both transforms: an adaptive step (trial
+    dampings judged on `search_info`'s model) or one step at the fixed damping."""
+    lam = state.damping
+    if adaptive:
+        step, accepted, used, next_lam, solves, solved = adaptive_step(
+            descent_info,
+            search_info,
+            params,
+            lam,
+            linear_solver,
+            value_fn,
+            value_kw,
+            max_trials,
+        )
+    else:
+        step, solved = fixed_step(
+            descent_info, params, lam, linear_solver, damping == 0
+        )
+        accepted, used, next_lam = jnp.array(True), lam, lam
+        solves = jnp.ones((), jnp.int32)
+    info = SparseNewtonInfo(used, solves, accepted, solved)
+    return step, SparseNewtonState(next_lam, state.count + 1, info, state.compression)
+
+
 def chain_linesearch(transform, linesearch):
     """`transform` followed by the line search, as `optax.lbfgs` chains its own."""
     if linesearch is None:

@@ -24,11 +24,8 @@ from ..lineax._jacobian_operator import (
 from ..lineax._solver import SparseLinearSolver
 from ..optimistix._misc import DEFAULT_LINEAR_SOLVER, as_compression
 from ._common import (
-    SparseNewtonInfo,
-    SparseNewtonState,
-    adaptive_step,
     check_sample_kwargs,
-    fixed_step,
+    damped_update,
     make_transform,
     resolve_options,
     sample_structure,
@@ -82,7 +79,7 @@ def _update(
         values, comp, jax.eval_shape(lambda: params), jax.eval_shape(lambda: r)
     )
     descent_info = optx.FunctionInfo.ResidualJac(r, jac)
-    lam = state.damping
+    search_info = None
     if adaptive:
         dtype = jnp.result_type(*jtu.tree_leaves(r))
         f = 0.5 * _sum_squares(r) if value is None else jnp.asarray(value)
@@ -94,24 +91,18 @@ def _update(
         search_info = optx.FunctionInfo.EvalGradHessian(
             f.astype(dtype), jac.transpose().mv(r), gram
         )
-        step, accepted, used, next_lam, solves, solved = adaptive_step(
-            descent_info,
-            search_info,
-            params,
-            lam,
-            linear_solver,
-            value_fn,
-            value_kw,
-            max_trials,
-        )
-    else:
-        step, solved = fixed_step(
-            descent_info, params, lam, linear_solver, damping == 0
-        )
-        accepted, used, next_lam = jnp.array(True), lam, lam
-        solves = jnp.ones((), jnp.int32)
-    info = SparseNewtonInfo(used, solves, accepted, solved)
-    return step, SparseNewtonState(next_lam, state.count + 1, info, comp)
+    return damped_update(
+        descent_info,
+        search_info,
+        params,
+        state,
+        damping,
+        adaptive,
+        linear_solver,
+        value_fn,
+        value_kw,
+        max_trials,
+    )
 
 
 def sparse_gauss_newton(

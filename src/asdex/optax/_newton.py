@@ -23,11 +23,8 @@ from ..lineax._jacobian_operator import (
 )
 from ..optimistix._misc import DEFAULT_LINEAR_SOLVER, as_compression
 from ._common import (
-    SparseNewtonInfo,
-    SparseNewtonState,
-    adaptive_step,
     check_sample_kwargs,
-    fixed_step,
+    damped_update,
     make_transform,
     resolve_options,
     sample_structure,
@@ -82,17 +79,18 @@ def _update(
     if value is not None:
         f = jnp.asarray(value).astype(f.dtype)
     f_info = optx.FunctionInfo.EvalGradHessian(f, grad, hessian)
-    lam = state.damping
-    if adaptive:
-        step, accepted, used, next_lam, solves, solved = adaptive_step(
-            f_info, f_info, params, lam, linear_solver, value_fn, value_kw, max_trials
-        )
-    else:
-        step, solved = fixed_step(f_info, params, lam, linear_solver, damping == 0)
-        accepted, used, next_lam = jnp.array(True), lam, lam
-        solves = jnp.ones((), jnp.int32)
-    info = SparseNewtonInfo(used, solves, accepted, solved)
-    return step, SparseNewtonState(next_lam, state.count + 1, info, comp)
+    return damped_update(
+        f_info,
+        f_info,
+        params,
+        state,
+        damping,
+        adaptive,
+        linear_solver,
+        value_fn,
+        value_kw,
+        max_trials,
+    )
 
 
 def sparse_newton(
