@@ -13,13 +13,19 @@ from jax.experimental import sparse as jsparse
 
 from ._colored import ColoredPattern, warn_if_dense
 from ._pattern import SparsityPattern
-from ._trace import Traced, sample_args as _samples, trace
+from ._trace import (
+    Traced,
+    concrete_point,
+    is_array_leaf,
+    sample_args as _samples,
+    trace,
+)
 from .ad._complex import check_real_hessian, complex_mode
 from .ad._layout import Layout
 from .ad._sparse_hessian import SparseHessian
 from .ad._sparse_jacobian import SparseJacobian
 from .coloring import color_hessian, color_jacobian
-from .detection._api import _gradient, pattern_of
+from .detection._api import _gradient, check_local, pattern_of, within
 
 OutputFormat = Literal["bcoo", "dense", "scipy_csr", "scipy_csc", "scipy_coo"]
 
@@ -65,8 +71,9 @@ def _complex_mode(traced: Traced, holomorphic, mode, caller, argument="mode"):
     )
 
 
-def _trace_hessian(f, args, kwargs, argnums, has_aux, caller):
-    """Trace the gradient of `f` (for the pattern), checking that `f` is scalar."""
+def _trace_hessian(f, args, kwargs, argnums, has_aux, caller, local=False):
+    """Trace the gradient of `f` (for the pattern), checking that `f` is scalar;
+    with `local`, its linearization at the sample point."""
     store: dict = {}
 
     def transform(flat_fun, tracked):
@@ -94,13 +101,59 @@ def _trace_hessian(f, args, kwargs, argnums, has_aux, caller):
 
         return _gradient(checked, tracked, caller)
 
-    traced = trace(f, args, kwargs, argnums, has_aux, caller, transform=transform)
+    traced = trace(
+        f, args, kwargs, argnums, has_aux, caller, transform=transform, local=local
+    )
     check_real_hessian(traced.in_leaves, caller)
     return traced, store["out_avals"]
 
 
+def _jacobian_pattern(traced, f, args, kwargs, argnums, has_aux, caller, local):
+    """The global pattern of the traced function, or (`local`) the one at the
+    sample point."""
+    pattern = pattern_of(traced)
+    if check_local(local, caller):
+        at_point = trace(f, args, kwargs, argnums, has_aux, caller, local=True)
+        pattern = within(pattern, at_point)
+    return pattern
+
+
+def _hessian_pattern(traced, f, args, kwargs, argnums, has_aux, caller, local):
+    """As `_jacobian_pattern`, for the Hessian (made symmetric)."""
+    pattern = pattern_of(traced)
+    pattern = pattern | pattern.T
+    if check_local(local, caller):
+        at_point = _trace_hessian(f, args, kwargs, argnums, has_aux, caller, True)
+        pattern = within(pattern, at_point[0], symmetric=True)
+    return pattern
+
+
+def _mark_point(coloring: ColoredPattern, args, kwargs, caller: str) -> None:
+    """Remember where a local coloring holds: the sample arguments' array leaves,
+    which sparse derivatives built from it check their calls against."""
+    if coloring.pattern.local:
+        leaves = jax.tree_util.tree_leaves((tuple(args), dict(kwargs)))
+        # Python numbers given for differentiated scalars are values too.
+        is_value = [
+            is_array_leaf(x) or (isinstance(x, float | complex)) for x in leaves
+        ]
+        arrays = iter(
+            concrete_point([x for x, v in zip(leaves, is_value) if v], caller)
+        )
+        coloring._point = tuple(next(arrays) if v else None for v in is_value)
+
+
 def _as_pattern(pattern, caller: str) -> SparsityPattern:
     if isinstance(pattern, SparsityPattern):
+        if pattern.local:
+            raise ValueError(
+                f"`{caller}(pattern=...)` is a local pattern (`local=True`), which "
+                "holds at one point only, but a derivative built from a pattern is "
+                "called anywhere. Build it at the point instead, with `local=True` "
+                "(`asdex.jacobian(f, x, local=True)`, `asdex.hessian(...)`): that "
+                "one checks that it is called at that point. Or detect the global "
+                "pattern."
+            )
         return pattern
     if sp.issparse(pattern):
         return SparsityPattern.from_scipy(pattern)
@@ -134,6 +187,7 @@ def jacobian_coloring(
     input_shape: int | tuple[int, ...] | None = None,
     order="natural",
     holomorphic: bool = False,
+    local: bool = False,
     **sample_kwargs,
 ) -> ColoredPattern:
     """Detect the Jacobian sparsity pattern of `f` and color it.
@@ -158,6 +212,10 @@ def jacobian_coloring(
     - `holomorphic`: as for [`asdex.jacobian`][]; with complex inputs or outputs
         it decides which modes give JAX's Jacobian (`mode=None` picks one of
         them).
+    - `local`: color the pattern at the sample point, which must be concrete
+        (see [`asdex.jacobian_sparsity`][]). Derivatives built from such a
+        coloring may only be called at that point; operators and solvers refuse
+        it.
 
     **Returns:**
 
@@ -180,8 +238,12 @@ def jacobian_coloring(
     args = _samples(sample_args, input_shape, caller)
     traced = _trace_jacobian(f, args, sample_kwargs, argnums, has_aux, caller)
     mode = _complex_mode(traced, holomorphic, mode, caller)
-    coloring = _color_jacobian(pattern_of(traced), mode, order, caller)
+    pattern = _jacobian_pattern(
+        traced, f, args, sample_kwargs, argnums, has_aux, caller, local
+    )
+    coloring = _color_jacobian(pattern, mode, order, caller)
     warn_if_dense(coloring, caller)
+    _mark_point(coloring, args, sample_kwargs, caller)
     # Remember the samples' constants, which solvers check the coloring against.
     coloring._samples = Layout.from_traced(
         traced, args, sample_kwargs, argnums, has_aux, caller
@@ -197,6 +259,7 @@ def hessian_coloring(
     has_aux: bool = False,
     input_shape: int | tuple[int, ...] | None = None,
     order="natural",
+    local: bool = False,
     **sample_kwargs,
 ) -> ColoredPattern:
     """Detect the Hessian sparsity pattern of a scalar function `f` and color it.
@@ -213,6 +276,8 @@ def hessian_coloring(
         entries solved from differences, which lose accuracy where neighbouring
         entries differ by orders of magnitude), or `None`, the same as `"star"`.
     - `order`: the vertex order; see [`asdex.jacobian_coloring`][].
+    - `local`: color the pattern at the sample point; see
+        [`asdex.jacobian_coloring`][].
 
     **Returns:**
 
@@ -231,9 +296,12 @@ def hessian_coloring(
     caller = "asdex.hessian_coloring"
     args = _samples(sample_args, input_shape, caller)
     traced, _ = _trace_hessian(f, args, sample_kwargs, argnums, has_aux, caller)
-    pattern = pattern_of(traced)
-    coloring = _color_hessian(pattern | pattern.T, mode, order, caller)
+    pattern = _hessian_pattern(
+        traced, f, args, sample_kwargs, argnums, has_aux, caller, local
+    )
+    coloring = _color_hessian(pattern, mode, order, caller)
     warn_if_dense(coloring, caller)
+    _mark_point(coloring, args, sample_kwargs, caller)
     # Only the samples' constants are checked later; outputs do not matter.
     coloring._samples = Layout.from_traced(
         traced, args, sample_kwargs, argnums, has_aux, caller
@@ -286,12 +354,17 @@ def _detect_and_build_jacobian(
     sample_kwargs,
     with_value,
     holomorphic,
+    local,
 ) -> SparseJacobian:
     args = _samples(sample_args, input_shape, caller)
     traced = _trace_jacobian(f, args, sample_kwargs, argnums, has_aux, caller)
     mode = _complex_mode(traced, holomorphic, mode, caller)
-    coloring = _color_jacobian(pattern_of(traced), mode, order, caller)
+    pattern = _jacobian_pattern(
+        traced, f, args, sample_kwargs, argnums, has_aux, caller, local
+    )
+    coloring = _color_jacobian(pattern, mode, order, caller)
     warn_if_dense(coloring, caller, stacklevel=4)
+    _mark_point(coloring, args, sample_kwargs, caller)
     return _jacobian(
         caller,
         f,
@@ -319,6 +392,7 @@ def jacobian(
     input_shape: int | tuple[int, ...] | None = None,
     order="natural",
     holomorphic: bool = False,
+    local: bool = False,
     **sample_kwargs,
 ) -> SparseJacobian:
     """A function computing the sparse Jacobian of `f`, like `jax.jacobian(f)`.
@@ -362,6 +436,12 @@ def jacobian(
         real outputs `jax.jacrev`'s (by VJPs), and complex inputs and outputs
         raise, as in JAX. See
         [complex numbers](../howto/jacobians.md#complex-numbers-holomorphic).
+    - `local`: use the sparsity pattern at the sample arguments, which must be
+        concrete, instead of the global one (see [`asdex.jacobian_sparsity`][]).
+        It can need fewer products, but it holds at that point only: the
+        returned function checks that every call is at that point (inside `jit`
+        with `equinox.error_if`) and raises otherwise. For a new point, build a
+        new one. See [Global and local patterns](../explanation/global_patterns.md).
     - `**sample_kwargs`: sample keyword arguments of `f`, never differentiated.
 
     **Returns:**
@@ -405,6 +485,7 @@ def jacobian(
         sample_kwargs,
         with_value=False,
         holomorphic=holomorphic,
+        local=local,
     )
 
 
@@ -419,6 +500,7 @@ def value_and_jacobian(
     input_shape: int | tuple[int, ...] | None = None,
     order="natural",
     holomorphic: bool = False,
+    local: bool = False,
     **sample_kwargs,
 ) -> SparseJacobian:
     """Like [`asdex.jacobian`][], but calls return `(f(*args), J)`.
@@ -452,6 +534,7 @@ def value_and_jacobian(
         sample_kwargs,
         with_value=True,
         holomorphic=holomorphic,
+        local=local,
     )
 
 
@@ -633,12 +716,16 @@ def _detect_and_build_hessian(
     order,
     sample_kwargs,
     with_value,
+    local,
 ) -> SparseHessian:
     args = _samples(sample_args, input_shape, caller)
     traced = _trace_hessian(f, args, sample_kwargs, argnums, has_aux, caller)
-    pattern = pattern_of(traced[0])
-    coloring = _color_hessian(pattern | pattern.T, mode, order, caller)
+    pattern = _hessian_pattern(
+        traced[0], f, args, sample_kwargs, argnums, has_aux, caller, local
+    )
+    coloring = _color_hessian(pattern, mode, order, caller)
     warn_if_dense(coloring, caller, stacklevel=4)
+    _mark_point(coloring, args, sample_kwargs, caller)
     return _hessian(
         caller,
         f,
@@ -664,6 +751,7 @@ def hessian(
     chunk_size: int | None = None,
     input_shape: int | tuple[int, ...] | None = None,
     order="natural",
+    local: bool = False,
     **sample_kwargs,
 ) -> SparseHessian:
     """A function computing the sparse Hessian of a scalar `f`, like `jax.hessian(f)`.
@@ -682,6 +770,8 @@ def hessian(
         `None`, the same as `"star"`.
     - `output_format`: as for [`asdex.jacobian`][]; `"bcoo"` and `"dense"` have
         shape `in.shape + in.shape` and `jax.hessian`'s nesting for PyTree inputs.
+    - `local`: use the Hessian's pattern at the sample point only; see
+        [`asdex.jacobian`][].
     - the other arguments: as for [`asdex.jacobian`][].
 
     **Returns:**
@@ -718,6 +808,7 @@ def hessian(
         order,
         sample_kwargs,
         with_value=False,
+        local=local,
     )
 
 
@@ -731,6 +822,7 @@ def value_and_hessian(
     chunk_size: int | None = None,
     input_shape: int | tuple[int, ...] | None = None,
     order="natural",
+    local: bool = False,
     **sample_kwargs,
 ) -> SparseHessian:
     """Like [`asdex.hessian`][], but calls return `(f(*args), H)`.
@@ -755,6 +847,7 @@ def value_and_hessian(
         order,
         sample_kwargs,
         with_value=True,
+        local=local,
     )
 
 

@@ -30,6 +30,19 @@ _MODES: dict[type, str] = {
 }
 
 
+def refuse_local(coloring, caller: str, argument: str = "coloring") -> None:
+    """Operators and solvers evaluate at many points: a local pattern does not
+    hold there."""
+    pattern = getattr(coloring, "pattern", coloring)
+    if getattr(pattern, "local", False):
+        raise ValueError(
+            f"`{caller}({argument}=...)` is a local pattern (`local=True`), which "
+            "holds at the one point it was detected at; operators and solvers "
+            "evaluate at other points, where it can miss nonzeros. Detect the "
+            "global pattern (`local=False`) for them."
+        )
+
+
 class DenseColoringWarning(UserWarning):
     """The coloring needs as many products as dense differentiation would.
 
@@ -95,8 +108,11 @@ class ColoredPattern:
     # `_samples`: the `Layout` of the sample arguments the pattern was detected
     # from, when `asdex.jacobian_coloring` / `hessian_coloring` made it, so that
     # solvers and operators given the coloring can refuse other constants (see
-    # `asdex.ad._layout.check_coloring_samples`). Not part of equality or hash.
-    __slots__ = ("_result", "_mode", "_hash", "_samples")
+    # `asdex.ad._layout.check_coloring_samples`). `_point`: for a local pattern,
+    # the leaves of the sample arguments it holds at (`None` for leaves that are
+    # not arrays), which sparse derivatives built from it check every call
+    # against. Neither is part of equality or hash.
+    __slots__ = ("_result", "_mode", "_hash", "_samples", "_point")
 
     def __init__(self, result: AbstractColoringResult):
         mode = _MODES.get(type(result))
@@ -110,6 +126,7 @@ class ColoredPattern:
         self._mode = mode
         self._hash = None
         self._samples = None
+        self._point = None
 
     # ---------------------------------------------------------------- properties
 

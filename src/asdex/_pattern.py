@@ -35,9 +35,14 @@ class SparsityPattern:
     - `shape`: the pair `(m, n)`.
 
     Duplicate entries are merged and the order of the entries does not matter.
+
+    A *local* pattern ([`asdex.jacobian_sparsity`][] with `local=True`) holds at
+    the one point it was detected at, not at others; its `repr` says so and
+    [`local`][asdex.SparsityPattern.local] is `True`. Equality and hashing look
+    at the entries only.
     """
 
-    __slots__ = ("_rows", "_cols", "_shape", "_hash")
+    __slots__ = ("_rows", "_cols", "_shape", "_hash", "_local")
 
     def __init__(self, rows, cols, shape: tuple[int, int]):
         shape = _check_shape(shape)
@@ -81,6 +86,7 @@ class SparsityPattern:
         self._cols.flags.writeable = False
         self._shape = shape
         self._hash = None
+        self._local = False
 
     @classmethod
     def _canonical(cls, rows, cols, shape) -> SparsityPattern:
@@ -182,13 +188,28 @@ class SparsityPattern:
         return 1.0 - self.density if self._shape[0] * self._shape[1] else 1.0
 
     @property
+    def local(self) -> bool:
+        """Whether the pattern holds at one point only (see `local=True` in
+        [`asdex.jacobian_sparsity`][]); `False` for a global pattern, which holds
+        at every input."""
+        return self._local
+
+    def _as_local(self, local: bool = True) -> SparsityPattern:
+        """The same entries, marked as a local pattern (or not)."""
+        out = SparsityPattern._canonical(self._rows, self._cols, self._shape)
+        out._local = bool(local)
+        return out
+
+    @property
     def T(self) -> SparsityPattern:
         """The transposed pattern."""
         # A stable sort by column keeps rows ascending within each column.
         order = np.argsort(self._cols, kind="stable")
-        return SparsityPattern._canonical(
+        out = SparsityPattern._canonical(
             self._cols[order], self._rows[order], self._shape[::-1]
         )
+        out._local = self._local
+        return out
 
     @property
     def indptr(self) -> np.ndarray:
@@ -253,6 +274,7 @@ class SparsityPattern:
             rows=self._rows,
             cols=self._cols,
             checksum=np.array(self._digest()),
+            local=np.array(self._local),
         )
 
     @classmethod
@@ -308,7 +330,8 @@ class SparsityPattern:
                 f"`SparsityPattern.load({str(path)!r})`: the file is corrupt (its "
                 "checksum does not match its contents)."
             )
-        return pattern
+        # Files written before local patterns existed hold global ones.
+        return pattern._as_local(bool(contents.get("local", False)))
 
     # ---------------------------------------------------------------- dunder
 
@@ -336,14 +359,26 @@ class SparsityPattern:
         )
 
     def __or__(self, other: SparsityPattern) -> SparsityPattern:
-        """The union of two patterns of the same shape."""
+        """The union of two patterns of the same shape (local if either is)."""
         if not isinstance(other, SparsityPattern) or other.shape != self.shape:
             raise ValueError("`|` needs two `SparsityPattern`s of the same shape.")
         union = (self.to_scipy("csr") + other.to_scipy("csr")).tocsr()
         union.sum_duplicates()  # also sorts the indices of each row
         return SparsityPattern.from_csr(
             union.indptr, union.indices, self._shape, sorted_unique=True
-        )
+        )._as_local(self._local or other._local)
+
+    def __and__(self, other: SparsityPattern) -> SparsityPattern:
+        """The entries in both patterns of the same shape (local if either is)."""
+        if not isinstance(other, SparsityPattern) or other.shape != self.shape:
+            raise ValueError("`&` needs two `SparsityPattern`s of the same shape.")
+        n = self._shape[1]
+        mine = self._rows.astype(np.int64) * n + self._cols
+        theirs = other._rows.astype(np.int64) * n + other._cols
+        keys = mine[np.isin(mine, theirs, assume_unique=True)]
+        return SparsityPattern._canonical(
+            *np.divmod(keys, max(n, 1)), self._shape
+        )._as_local(self._local or other._local)
 
     def __contains__(self, entry) -> bool:
         i, j = entry
@@ -351,14 +386,21 @@ class SparsityPattern:
         return bool(np.any(self._cols[lo:hi] == j))
 
     def __getstate__(self):
-        return {"rows": self._rows, "cols": self._cols, "shape": self._shape}
+        return {
+            "rows": self._rows,
+            "cols": self._cols,
+            "shape": self._shape,
+            "local": self._local,
+        }
 
     def __setstate__(self, state):
         SparsityPattern.__init__(self, state["rows"], state["cols"], state["shape"])
+        self._local = bool(state.get("local", False))
 
     def _header(self) -> str:
         m, n = self._shape
-        return f"{m}×{n}, nnz={self.nnz}, sparsity={100 * self.sparsity:.1f}%"
+        where = ", local: at one point only" if self._local else ""
+        return f"{m}×{n}, nnz={self.nnz}, sparsity={100 * self.sparsity:.1f}%{where}"
 
     def __repr__(self) -> str:
         return f"SparsityPattern({self._header()})"

@@ -169,11 +169,14 @@ def trace(
     has_aux: bool,
     caller: str,
     transform: Callable[[Callable, tuple[int, ...]], Callable] | None = None,
+    local: bool = False,
 ) -> Traced:
     """Trace `f(*args, **kwargs)`, differentiating the `argnums` arguments.
 
     `transform(flat_fun, tracked)` may replace the flat function before tracing
-    (the Hessian traces the gradient instead).
+    (the Hessian traces the gradient instead). With `local=True` the samples must
+    be concrete, and what is traced is the function's linearization at them (see
+    `linearized_at`).
     """
     if not callable(f):
         raise TypeError(
@@ -216,6 +219,9 @@ def trace(
         return [jnp.asarray(o) for o in out_leaves]
 
     fun = flat_fun if transform is None else transform(flat_fun, tracked)
+    if local:
+        point = [leaf for s, leaf in zip(slots, flat_args) if s is not None]
+        fun = linearized_at(fun, concrete_point(point, caller), tracked)
     with explain_traced_control_flow(caller):
         jaxpr = jax.make_jaxpr(fun)(*dyn_avals)
     if len(nums) == 1:
@@ -238,3 +244,47 @@ def trace(
             jax.ShapeDtypeStruct(a.shape, a.dtype) for a in jaxpr.out_avals
         ),
     )
+
+
+def concrete_point(leaves: list, caller: str) -> list:
+    """The sample leaves as concrete arrays, for a local pattern at them."""
+    for leaf in leaves:
+        if isinstance(leaf, jax.ShapeDtypeStruct) or isinstance(leaf, jax.core.Tracer):
+            what = (
+                "a jax.ShapeDtypeStruct"
+                if isinstance(leaf, jax.ShapeDtypeStruct)
+                else "a traced value (inside `jax.jit`, `vmap` or a solver's loop)"
+            )
+            raise TypeError(
+                f"`{caller}(..., local=True)`: a local pattern is the pattern at one "
+                f"point, so every array argument must be a concrete array, but one "
+                f"is {what}. Pass the point's values, and detect outside any JAX "
+                "transformation; or use the global pattern (`local=False`), which "
+                "needs shapes only."
+            )
+    return [jnp.asarray(leaf) for leaf in leaves]
+
+
+def linearized_at(fun: Callable, point: list, tracked: tuple[int, ...]) -> Callable:
+    """`fun`'s linear map at `point`, as a function of the tracked inputs' tangents.
+
+    `jax.linearize` evaluates `fun` at the point and keeps what the tangents need
+    (the residuals) as constants: which branch each `select_n` took, where `max`
+    and `relu` are active, the permutation of a `sort`, the index an `argmax`
+    returned. Walked by the interpreter, the linear map's pattern is the
+    Jacobian's pattern at that point. The untracked inputs are fixed at the
+    point; the traced function still takes them, so that the layout is the same.
+    """
+
+    def of_tracked(*values):
+        full = list(point)
+        for k, v in zip(tracked, values):
+            full[k] = v
+        return fun(*full)
+
+    _, linear = jax.linearize(of_tracked, *[point[k] for k in tracked])
+
+    def tangent_map(*dyn):
+        return linear(*[dyn[k] for k in tracked])
+
+    return tangent_map

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, Float
@@ -66,6 +67,9 @@ class AbstractSparseDerivative(eqx.Module):
       `"scipy_coo"`.
     - `chunk_size`: how many products to evaluate at once (`None`: all).
     - `with_value`: whether a call also returns the function's value.
+    - `point`: for a derivative built with a local pattern (`local=True`), the
+      argument leaves it holds at (`None` for leaves that are not arrays); every
+      call is checked against them. `None` for a global pattern.
     """
 
     # Whether large calls on CPU may run one program per product (see
@@ -81,6 +85,7 @@ class AbstractSparseDerivative(eqx.Module):
     layout: eqx.AbstractVar[Layout]
     decompression: eqx.AbstractVar[Decompression]
     format: eqx.AbstractVar[AbstractOutputFormat]
+    point: eqx.AbstractVar[tuple | None]
 
     @property
     def fn(self) -> Callable:
@@ -129,10 +134,39 @@ class AbstractSparseDerivative(eqx.Module):
         plan = DecompressionPlan.of(coloring)
         self.decompression = Decompression(plan)
         self.format = make_format(output_format, coloring.pattern, nesting, plan)
+        self.point = coloring._point
+        if self.point is not None and len(self.point) != len(layout.kinds):
+            raise ValueError(
+                f"`{caller}(coloring=...)`: the coloring is local, detected at "
+                "arguments of another structure than these samples. Build the "
+                "derivative from the same arguments the coloring was detected at."
+            )
+
+    def _check_point(self, leaves: list) -> list:
+        """A derivative from a local pattern may only be called at its point."""
+        if self.point is None:
+            return leaves
+        pairs = [(k, p) for k, p in enumerate(self.point) if p is not None]
+        message = (
+            f"This derivative was built by `{self.layout.caller}(..., local=True)` "
+            "with the sparsity pattern at one point, which holds there only, but it "
+            "was called at other arguments, where it can miss nonzeros. Build it "
+            "again at the new point, or use the global pattern (`local=False`)."
+        )
+        values = [leaves[k] for k, _ in pairs] + [p for _, p in pairs]
+        if not any(isinstance(v, jax.core.Tracer) for v in values):
+            if not all(np.array_equal(leaves[k], p) for k, p in pairs):
+                raise ValueError(message)
+            return leaves
+        differs = jnp.any(jnp.stack([jnp.any(leaves[k] != p) for k, p in pairs]))
+        leaves = list(leaves)
+        k = pairs[0][0]
+        leaves[k] = eqx.error_if(leaves[k], differs, message)
+        return leaves
 
     def __call__(self, *args, **kwargs):
         layout = self.layout
-        leaves = layout.check_call(args, kwargs)
+        leaves = self._check_point(layout.check_call(args, kwargs))
         if dispatch_per_product(self, leaves):
             parts, value, aux = _products_one_by_one(self, leaves)
             assembled = run(_assemble, self, parts)
@@ -161,7 +195,7 @@ class AbstractSparseDerivative(eqx.Module):
             J = scipy.sparse.csr_array((values, p.cols, p.indptr), shape=p.shape)
             ```
         """
-        leaves = self.layout.check_call(args, kwargs)
+        leaves = self._check_point(self.layout.check_call(args, kwargs))
         if dispatch_per_product(self, leaves):
             parts = _products_one_by_one(self, leaves)[0]
             return run(_decompress, self, parts)

@@ -53,6 +53,7 @@ class SparseHessian(AbstractSparseDerivative):
     layout: Layout = eqx.field(static=True)
     decompression: Decompression
     format: AbstractOutputFormat
+    point: tuple | None
 
     def __init__(
         self,

@@ -62,6 +62,7 @@ class SparseJacobian(AbstractSparseDerivative):
     layout: Layout = eqx.field(static=True)
     decompression: Decompression
     format: AbstractOutputFormat
+    point: tuple | None
 
     def __init__(
         self,

@@ -36,19 +36,54 @@ def pattern_of(traced: Traced) -> SparsityPattern:
     )
 
 
+def within(
+    global_pattern: SparsityPattern, at_point: Traced, symmetric: bool = False
+) -> SparsityPattern:
+    """The local pattern: that of `at_point` (a linearization at the point, from
+    `trace(..., local=True)`), kept within the global pattern, and marked local.
+
+    Both are sound at the point, so their intersection is too; it is also never
+    looser than the global pattern, whatever the linear map's rules give. A
+    Hessian's (`symmetric`) is made symmetric first, as the global one is.
+    """
+    local = pattern_of(at_point)
+    if symmetric:
+        local = local | local.T
+    return (local & global_pattern)._as_local()
+
+
+def check_local(local, caller: str) -> bool:
+    if not isinstance(local, bool):
+        raise TypeError(
+            f"`{caller}(local={local!r})` must be `True` (the pattern at the given "
+            "point) or `False` (the global pattern, at every point)."
+        )
+    return local
+
+
 def jacobian_sparsity(
     f: Callable,
     *sample_args_,
     argnums: int | tuple[int, ...] = 0,
     has_aux: bool = False,
     input_shape: int | tuple[int, ...] | None = None,
+    local: bool = False,
     **sample_kwargs,
 ) -> SparsityPattern:
-    """Detect the global sparsity pattern of the Jacobian of `f`.
+    """Detect the sparsity pattern of the Jacobian of `f`: global, or at one point.
 
     The function is traced once to a jaxpr, which an abstract interpreter walks
-    without evaluating any derivative. The pattern holds at every input: every entry
-    that `jax.jacobian(f)` can make nonzero at any point is in it.
+    without evaluating any derivative. The global pattern holds at every input:
+    every entry that `jax.jacobian(f)` can make nonzero at any point is in it.
+
+    With `local=True`, the pattern is the one at the sample point: `f` is
+    linearized there (`jax.linearize`), so every comparison, `jnp.where`,
+    `max`/`min`, `abs`, `relu`, `clip`, `sort` and `argmax` is decided by the
+    actual values, and only the branches taken count. It contains every nonzero
+    of `jax.jacobian(f)` at that point and is never looser than the global
+    pattern, but it **holds at that point only**: at another point the active
+    branches, and so the nonzeros, can differ. See
+    [Global and local patterns](../explanation/global_patterns.md).
 
     **Arguments:**
 
@@ -60,12 +95,16 @@ def jacobian_sparsity(
     - `has_aux`: whether `f` returns a pair `(output, aux)`; `aux` is ignored.
     - `input_shape`: for a function of one array, its shape instead of a sample
         (the array then has the default float dtype).
+    - `local`: `False` for the global pattern, `True` for the pattern at the
+        sample arguments, which must then be concrete arrays (not
+        `jax.ShapeDtypeStruct`s, not traced values).
     - `**sample_kwargs`: sample keyword arguments, never differentiated.
 
     **Returns:**
 
     A [`asdex.SparsityPattern`][] of shape `(m, n)`: `m` output and `n` input
     elements, each flattened leaf by leaf in `jax.tree_util` order, row-major.
+    A local one has `pattern.local == True`, and its `repr` says so.
 
     !!! Example
 
@@ -78,9 +117,14 @@ def jacobian_sparsity(
         ```
     """
     caller = "asdex.jacobian_sparsity"
+    check_local(local, caller)
     args = sample_args(sample_args_, input_shape, caller)
     traced = trace(f, args, sample_kwargs, argnums, has_aux, caller)
-    return pattern_of(traced)
+    pattern = pattern_of(traced)
+    if local:
+        at_point = trace(f, args, sample_kwargs, argnums, has_aux, caller, local=True)
+        pattern = within(pattern, at_point)
+    return pattern
 
 
 def hessian_sparsity(
@@ -89,34 +133,45 @@ def hessian_sparsity(
     argnums: int | tuple[int, ...] = 0,
     has_aux: bool = False,
     input_shape: int | tuple[int, ...] | None = None,
+    local: bool = False,
     **sample_kwargs,
 ) -> SparsityPattern:
-    """Detect the global sparsity pattern of the Hessian of a scalar function `f`.
+    """Detect the sparsity pattern of the Hessian of a scalar function `f`: global,
+    or at one point.
 
     The pattern is the Jacobian pattern of `jax.grad(f)`, made symmetric. Constant
     factors are tracked, so `sum(x[1:] * x[:-1])` gives the two off-diagonals and no
     diagonal, and a linear function gives an empty pattern.
 
     **Arguments:** as for [`asdex.jacobian_sparsity`][]; `f` must return a real
-    scalar (or `(scalar, aux)` with `has_aux=True`).
+    scalar (or `(scalar, aux)` with `has_aux=True`). With `local=True` the pattern
+    is the Hessian's at the (concrete) sample point, and holds there only: a
+    penalty `jnp.maximum(g(x), 0) ** 2` couples the variables of `g` only where
+    it is active.
 
     **Returns:**
 
     A symmetric [`asdex.SparsityPattern`][] of shape `(n, n)`.
     """
     caller = "asdex.hessian_sparsity"
+    check_local(local, caller)
     args = sample_args(sample_args_, input_shape, caller)
-    traced = trace(
-        f,
-        args,
-        sample_kwargs,
-        argnums,
-        has_aux,
-        caller,
-        transform=lambda fun, tracked: _gradient(fun, tracked, caller),
-    )
-    pattern = pattern_of(traced)
-    return pattern | pattern.T
+
+    def traced(at_point: bool) -> Traced:
+        return trace(
+            f,
+            args,
+            sample_kwargs,
+            argnums,
+            has_aux,
+            caller,
+            transform=lambda fun, tracked: _gradient(fun, tracked, caller),
+            local=at_point,
+        )
+
+    pattern = pattern_of(traced(False))
+    pattern = pattern | pattern.T
+    return within(pattern, traced(True), symmetric=True) if local else pattern
 
 
 def _gradient(flat_fun: Callable, tracked: tuple[int, ...], caller: str) -> Callable:

@@ -30,7 +30,7 @@ import jax.tree_util as jtu
 import lineax as lx
 from jaxtyping import Array, Inexact, PyTree, Scalar
 
-from .._colored import ColoredPattern
+from .._colored import ColoredPattern, refuse_local
 from .._trace import explain_traced_control_flow
 from ..ad._complex import complex_mode
 from ..ad._compressed import Decompression, DecompressionPlan, _products, _seed
@@ -109,6 +109,7 @@ def compression(coloring: ColoredPattern) -> Compression:
             f"`asdex.ColoredPattern`, got {type(coloring).__name__}. Build one with "
             "`asdex.jacobian_coloring` or `asdex.hessian_coloring`."
         )
+    refuse_local(coloring, "asdex.lineax.compression")
     with _lock:
         hit = _table.get(coloring)
         if hit is not None:
@@ -261,6 +262,7 @@ def check_coloring(
             f"`{caller}(coloring=...)` must be an `asdex.ColoredPattern` or None, got "
             f"{type(coloring).__name__}."
         )
+    refuse_local(coloring, caller)
     if coloring.mode not in modes:
         fix = (
             "`asdex.jacobian_coloring(fn, y, args)`"

@@ -54,7 +54,8 @@ def _value_cases(invals: list[Abstract]) -> list[list[Abstract]] | None:
     count = 1.0
     for k in unknown:
         lo, hi = invals[k].interval
-        count *= float(np.prod(hi.astype(np.float64) - lo + 1))
+        with np.errstate(over="ignore"):  # wide intervals: inf cases, not a warning
+            count *= float(np.prod(hi.astype(np.float64) - lo + 1))
         if count > MAX_ENUMERATED_CASES:
             return None
     choices = []

@@ -12,7 +12,7 @@ import jax.tree_util as jtu
 import lineax as lx
 from jaxtyping import Array, PyTree
 
-from ..._colored import ColoredPattern, DenseColoringWarning
+from ..._colored import ColoredPattern, DenseColoringWarning, refuse_local
 from .._operator import SparseMatrixOperator
 from .._sparsify import sparsify
 from .._sparsify_matrix_free import given_coloring, is_damped_stack
@@ -126,6 +126,8 @@ class SparseLinearSolver(lx.AbstractLinearSolver):
                 f"`asdex.ColoredPattern` or None, got {type(self.coloring).__name__}. "
                 "Build it with `asdex.jacobian_coloring(lambda y: fn(y, args), y0)`."
             )
+        if self.coloring is not None:
+            refuse_local(self.coloring, "asdex.SparseLinearSolver")
 
     def _choose(self, operator: lx.AbstractLinearOperator):
         size = max(operator.in_size(), operator.out_size())

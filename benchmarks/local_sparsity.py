@@ -1,0 +1,201 @@
+"""Where local sparsity patterns pay: colors saved, and what re-detecting costs.
+
+Run with `uv run python benchmarks/local_sparsity.py` (about a minute), or add
+`--quick` for small sizes. `--plot PATH` also draws the global and local Hessian
+patterns of the penalty problem, the picture of the docs' "Global and local
+patterns" page. Everything runs in one process, in float64.
+
+Three problems whose derivative's nonzeros depend on the point:
+
+- `relu_net`: the input Jacobian of a deep ReLU network whose layers are 3-point
+  convolutions. Globally the band widens by two per layer; at a point, inactive
+  units cut the paths through them.
+- `piecewise_linear`: each output reads the neighbour at an offset from -4 to 4
+  chosen by the interval its input lies in (a band of 9 globally, two entries per
+  row at a point).
+- `penalty`: an energy with `jnp.maximum` penalties between every pair of
+  particles within 8 of each other (the Hessian); at a point only overlapping
+  pairs couple.
+
+For each: the colors of the global and the local pattern at one point, the time
+of one derivative evaluation with each (compiled, steady state, best of 5), and
+the cost of a Newton step that re-detects at its point (local detection, coloring,
+building and compiling the derivative, and one evaluation) against a step that
+reuses the global derivative (one evaluation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import asdex
+
+jax.config.update("jax_enable_x64", True)
+
+
+def relu_net(n: int, depth: int = 6, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    kernels = [rng.standard_normal(3) for _ in range(depth)]
+    biases = [rng.standard_normal(n) * 0.5 + 0.5 for _ in range(depth)]
+
+    def net(x):
+        for k, b in zip(kernels, biases):
+            x = jax.nn.relu(jnp.convolve(x, k, mode="same") + b)
+        return x
+
+    return net, jnp.asarray(rng.standard_normal(n)), "jacobian"
+
+
+def piecewise_linear(n: int, seed: int = 1):
+    def model(x):
+        offset = jnp.clip(jnp.floor(2.0 * x).astype(jnp.int32), -4, 4)
+        return x[jnp.clip(jnp.arange(n) + offset, 0, n - 1)] - 0.5 * x
+
+    return (
+        model,
+        jnp.asarray(np.random.default_rng(seed).standard_normal(n)),
+        "jacobian",
+    )
+
+
+def penalty(n: int, window: int = 8, seed: int = 2):
+    i, j = np.triu_indices(n, 1) if n <= 2000 else _pairs(n, window)
+    near = (j - i) <= window
+    i, j = i[near], j[near]
+    gap = 0.4 * (j - i)
+
+    def energy(x):
+        overlap = jnp.maximum(gap - (x[j] - x[i]), 0.0)
+        return 0.5 * jnp.sum((x - jnp.arange(n) * 0.5) ** 2) + jnp.sum(overlap**2)
+
+    rng = np.random.default_rng(seed)
+    x = jnp.arange(n) * 0.5 + 0.3 * jnp.asarray(rng.standard_normal(n))
+    return energy, x, "hessian"
+
+
+def _pairs(n: int, window: int):
+    i = np.repeat(np.arange(n), window)
+    j = i + np.tile(np.arange(1, window + 1), n)
+    keep = j < n
+    return i[keep], j[keep]
+
+
+PROBLEMS = {
+    "relu_net": relu_net,
+    "piecewise_linear": piecewise_linear,
+    "penalty": penalty,
+}
+SIZES = {"relu_net": 20_000, "piecewise_linear": 200_000, "penalty": 20_000}
+QUICK_SIZES = {"relu_net": 256, "piecewise_linear": 1000, "penalty": 200}
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    jax.block_until_ready(out)
+    return out, time.perf_counter() - start
+
+
+def _best(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        times.append(_timed(fn)[1])
+    return min(times)
+
+
+def measure(name: str, n: int, repeats: int = 5) -> dict:
+    f, x, kind = PROBLEMS[name](n)
+    build = asdex.jacobian if kind == "jacobian" else asdex.hessian
+    sparsity = asdex.jacobian_sparsity if kind == "jacobian" else asdex.hessian_sparsity
+    global_pattern, t_detect_global = _timed(lambda: sparsity(f, x))
+    local_pattern, t_detect_local = _timed(lambda: sparsity(f, x, local=True))
+    call = jax.jit(lambda d, v: d.nonzeros(v))
+    derivatives = {}
+    for local in (False, True):
+        derivative = build(f, x, local=local)
+        _, first = _timed(lambda d=derivative: call(d, x))
+        steady = _best(lambda d=derivative: call(d, x), repeats)
+        derivatives[local] = (derivative, first, steady)
+
+    def local_step():
+        # What a Newton step that re-detects at its point pays.
+        derivative = build(f, x, local=True)
+        return jax.jit(lambda d, v: d.nonzeros(v))(derivative, x)
+
+    _, t_local_step = _timed(local_step)
+    return {
+        "name": name,
+        "n": n,
+        "nnz_global": global_pattern.nnz,
+        "nnz_local": local_pattern.nnz,
+        "colors_global": derivatives[False][0].coloring.num_colors,
+        "colors_local": derivatives[True][0].coloring.num_colors,
+        "detect_global_s": t_detect_global,
+        "detect_local_s": t_detect_local,
+        "eval_global_s": derivatives[False][2],
+        "eval_local_s": derivatives[True][2],
+        "local_step_s": t_local_step,
+    }
+
+
+def report(rows: list[dict]) -> None:
+    print(
+        "| problem | n | nnz global / local | colors global / local | "
+        "detection global / local (s) | evaluation global / local (ms) | "
+        "re-detecting step / global step |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['name']} | {r['n']:,} | {r['nnz_global']:,} / {r['nnz_local']:,} "
+            f"| {r['colors_global']} / {r['colors_local']} "
+            f"| {r['detect_global_s']:.3f} / {r['detect_local_s']:.3f} "
+            f"| {1e3 * r['eval_global_s']:.2f} / {1e3 * r['eval_local_s']:.2f} "
+            f"| {r['local_step_s'] / r['eval_global_s']:.0f}× |"
+        )
+
+
+def plot(path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    f, x, _ = penalty(60, window=6)
+    patterns = {
+        "global": asdex.hessian_coloring(f, x),
+        "local, at x": asdex.hessian_coloring(f, x, local=True),
+    }
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4.2))
+    for ax, (title, coloring) in zip(axes, patterns.items()):
+        p = coloring.pattern
+        ax.spy(p.todense(), markersize=2.5, color="black")
+        ax.set_title(f"{title}: nnz {p.nnz}, {coloring.num_colors} HVPs")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("Hessian of a max-penalty energy (60 particles)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument("--plot", metavar="PATH", help="draw the docs' picture")
+    args = parser.parse_args(argv)
+    sizes = QUICK_SIZES if args.quick else SIZES
+    rows = [measure(name, n) for name, n in sizes.items()]
+    report(rows)
+    if args.plot:
+        plot(args.plot)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
