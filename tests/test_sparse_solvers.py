@@ -177,8 +177,10 @@ def test_symmetric_values_try_ldl_then_lu(name, matrix, uses_ldl, monkeypatch):
     import asdex.lineax._superlu as superlu
     from asdex.lineax._ldl import CheckedLDLFactor
 
-    # These small matrices are banded; the banded LU is tested in test_banded.py.
+    # These small matrices are banded (and tridiagonal, or blocks); the banded LU
+    # is tested in test_banded.py, the solves in XLA in test_small_structure.py.
     monkeypatch.setattr(superlu, "band_widths", lambda pattern: None)
+    monkeypatch.setattr(superlu, "solve_in_xla", lambda *args: None)
 
     operator = SparseMatrixOperator.from_dense(matrix)
     b = jnp.asarray([1.0, 2.0, 3.0, 4.0])

@@ -37,6 +37,7 @@ from ._banded import BandedLU, band_widths
 from ._ldl import CheckedLDLFactor, LDLFactor, check_pivots
 from ._minnorm import MinNormFactor
 from ._pattern_data import pattern_data
+from ._small_structure import solve_in_xla
 
 # What to factorise, given the values of a matrix A stored on its pattern:
 # - "lu": A itself, by SuperLU with partial pivoting; columns ordered by minimum
@@ -324,6 +325,11 @@ def superlu_solve(
     singular or not finite, and 2 when the host solve failed otherwise (then `x`
     is NaN). `out_size` is the size of `x` when it differs from `rhs`'s.
     """
+    if out_size is None:
+        # Tridiagonal and small-block matrices are solved in XLA, with no callback.
+        solved = solve_in_xla(kind, pattern, values, rhs, transpose)
+        if solved is not None:
+            return solved
     with jax.numpy_dtype_promotion("standard"):
         dtype = jnp.result_type(values, rhs)
     size = math.prod(rhs.shape) if out_size is None else out_size
