@@ -22,6 +22,7 @@ say) is not cached: its calls go through `filter_jit`.
 
 from __future__ import annotations
 
+import contextvars
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -103,7 +104,7 @@ def _forget(key: int, entry: _Entry) -> None:
 def _program(body: Callable, entry: _Entry, treedef, static: tuple) -> _Program:
     if entry.structure is None:
         return _Program(body, entry, treedef, static)
-    key = (body, entry.structure, treedef, static)
+    key = (body, entry.structure, treedef, static, in_own_program())
     program = _PROGRAMS.get(key)
     if program is None:
         program = _PROGRAMS[key] = _Program(body, entry, treedef, static)
@@ -114,15 +115,36 @@ def _program(body: Callable, entry: _Entry, treedef, static: tuple) -> _Program:
     return program
 
 
+_IN_OWN_PROGRAM = contextvars.ContextVar("asdex_in_own_program", default=False)
+
+
+def in_own_program() -> bool:
+    """Whether the code being traced is one of these programs, run for a call from
+    Python, rather than inlined in the caller's own `jit`, `vmap` or `grad`."""
+    return _IN_OWN_PROGRAM.get()
+
+
 def run(body: Callable, derivative, *args):
     """`equinox.filter_jit(body)(derivative, *args)`, dispatched faster (see above)."""
     entry = _entry(derivative)
     if entry is None:
         return eqx.filter_jit(body)(derivative, *args)
+    if not any(isinstance(leaf, jax.core.Tracer) for leaf in jtu.tree_leaves(args)):
+        token = _IN_OWN_PROGRAM.set(True)
+        try:
+            return _run(body, entry, args)
+        finally:
+            _IN_OWN_PROGRAM.reset(token)
+    return _run(body, entry, args)
+
+
+def _run(body: Callable, entry: _Entry, args):
     leaves, treedef = jtu.tree_flatten(args)
     static = tuple(None if eqx.is_array(leaf) else leaf for leaf in leaves)
     arrays = [leaf if s is None else None for leaf, s in zip(leaves, static)]
-    key = (body, treedef, static)
+    # Traced for a call from Python or inside the caller's `jit`, a body can
+    # compile differently (see `in_own_program`): programs of their own.
+    key = (body, treedef, static, in_own_program())
     program = entry.programs.get(key)
     if program is None:
         program = entry.programs[key] = _program(body, entry, treedef, static)
