@@ -122,3 +122,17 @@ def test_float32_and_complex():
         jax.jacfwd(_stencil, holomorphic=True)(z),
         rtol=1e-12,
     )
+
+
+@pytest.mark.benchmark
+def test_call_sites_benchmark_quick_run():
+    pytest.importorskip("sparsejac")
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "call_sites.py"
+    spec = importlib.util.spec_from_file_location("asdex_bench_call_sites", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (row,) = module.main(["--quick", "--repeats", "1", "--cases", "bratu"])
+    assert row["colors"] == 5 and all(row[s][0] > 0 for s in ("jit", "vmap"))
