@@ -17,40 +17,30 @@ from __future__ import annotations
 
 import dataclasses
 
-import numba
 import numpy as np
+import scipy.sparse as sp
 
 from .._pattern import SparsityPattern
 
 
-@numba.njit(cache=True)
 def transpose_csr(n_rows, n_cols, indptr, indices):
-    """Counting-sort transpose of a CSR structure.
+    """Transpose of a CSR structure, by scipy's counting sort (`tocsc`).
 
     Returns `(tptr, tidx, perm)`: the CSR structure of the transpose and, for each
     of its entries, the position of the same entry in the input. Column indices
     stay sorted within each row of the transpose.
     """
-    nnz = indices.shape[0]
-    tptr = np.zeros(n_cols + 1, np.int64)
-    for k in range(nnz):
-        tptr[indices[k] + 1] += 1
-    for j in range(n_cols):
-        tptr[j + 1] += tptr[j]
-    cursor = tptr[:-1].copy()
-    tidx = np.empty(nnz, np.int64)
-    perm = np.empty(nnz, np.int64)
-    for i in range(n_rows):
-        for k in range(indptr[i], indptr[i + 1]):
-            j = indices[k]
-            dst = cursor[j]
-            tidx[dst] = i
-            perm[dst] = k
-            cursor[j] += 1
-    return tptr, tidx, perm
+    nnz = len(indices)
+    positions = sp.csr_array(
+        (np.arange(nnz, dtype=np.int64), indices, indptr), shape=(n_rows, n_cols)
+    ).tocsc()
+    return (
+        positions.indptr.astype(np.int64, copy=False),
+        positions.indices.astype(np.int64, copy=False),
+        positions.data,
+    )
 
 
-@numba.njit(cache=True)
 def _split_diagonal(n, indptr, indices, perm):
     """Drop the diagonal of a symmetric CSR structure.
 
@@ -58,26 +48,13 @@ def _split_diagonal(n, indptr, indices, perm):
     structure `(ptr, idx)`, for each half-edge the position of its entry in the
     pattern (`hpos`) and the index of the reverse half-edge (`rev`).
     """
-    nnz = indices.shape[0]
-    new_index = np.full(nnz, -1, np.int64)
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    off = indices != rows
+    new_index = np.cumsum(off) - 1
     ptr = np.zeros(n + 1, np.int64)
-    count = 0
-    for i in range(n):
-        for k in range(indptr[i], indptr[i + 1]):
-            if indices[k] != i:
-                new_index[k] = count
-                count += 1
-        ptr[i + 1] = count
-    idx = np.empty(count, np.int64)
-    hpos = np.empty(count, np.int64)
-    rev = np.empty(count, np.int64)
-    for k in range(nnz):
-        h = new_index[k]
-        if h >= 0:
-            idx[h] = indices[k]
-            hpos[h] = k
-            rev[h] = new_index[perm[k]]
-    return ptr, idx, hpos, rev
+    np.cumsum(np.bincount(rows[off], minlength=n), out=ptr[1:])
+    hpos = np.flatnonzero(off)
+    return ptr, indices[off].astype(np.int64), hpos, new_index[perm[hpos]]
 
 
 @dataclasses.dataclass(frozen=True)

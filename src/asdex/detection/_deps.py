@@ -11,12 +11,17 @@ few source rows. `compose` does it for any such map given in CSR form, and
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+import scipy.sparse as sp
 
 # Bail out with a clear error rather than exhaust memory: beyond this many
 # structural nonzeros in one intermediate, the pattern is effectively dense.
 MAX_NNZ = 400_000_000
+
+
+# Unions into at most this many (row, input) pairs are marked in a dense boolean
+# matrix; larger ones are a scipy sparse product (see `Deps.compose`).
+_SMALL_UNION = 2**22
 
 
 class PatternTooDenseError(MemoryError):
@@ -78,8 +83,10 @@ class Deps:
         indptr = np.zeros(len(source) + 1, dtype=np.int64)
         np.cumsum(out_len, out=indptr[1:])
         _check_nnz(indptr[-1])
-        indices = np.empty(indptr[-1], dtype=self.indices.dtype)
-        _gather_kernel(self.indptr, self.indices, source, indptr, indices)
+        starts = np.where(valid, self.indptr[np.where(valid, source, 0)], 0)
+        # Output slot k of row r reads input slot starts[r] + (k - indptr[r]).
+        shift = np.repeat(starts - indptr[:-1], out_len)
+        indices = self.indices[np.arange(indptr[-1], dtype=np.int64) + shift]
         return Deps(indptr, indices, self.n_inputs)
 
     def compose(self, map_indptr: np.ndarray, map_indices: np.ndarray) -> Deps:
@@ -87,14 +94,52 @@ class Deps:
 
         Negative entries of `map_indices` are ignored.
         """
-        map_indptr = np.ascontiguousarray(map_indptr, dtype=np.int64)
-        map_indices = np.ascontiguousarray(map_indices, dtype=np.int64)
-        bound = _compose_bound(map_indptr, map_indices, self.indptr)
-        _check_nnz(bound)
-        indptr, indices = _compose_kernel(
-            map_indptr, map_indices, self.indptr, self.indices, bound
+        map_indptr = np.asarray(map_indptr, dtype=np.int64)
+        map_indices = np.asarray(map_indices, dtype=np.int64)
+        size = len(map_indptr) - 1
+        keep = map_indices >= 0
+        if not keep.all():
+            kept = np.concatenate(([0], np.cumsum(keep)))
+            map_indptr, map_indices = kept[map_indptr], map_indices[keep]
+        lengths = np.diff(self.indptr)[map_indices]
+        total = int(lengths.sum())
+        _check_nnz(total)
+        if size * self.n_inputs <= _SMALL_UNION:
+            return self._union_by_bitmap(map_indptr, map_indices, lengths, total)
+        # The union of rows is the boolean product of the map and the rows: scipy's
+        # sparse product in C++ (one pass with a marker per column), with nothing
+        # to compile. Boolean data, whose sums are logical ors: integer counts
+        # could wrap round to zero, and scipy drops entries that sum to zero.
+        select = sp.csr_array(
+            (np.ones(map_indices.size, bool), map_indices, map_indptr),
+            shape=(size, self.size),
         )
-        return Deps(indptr, indices, self.n_inputs)
+        rows = sp.csr_array(
+            (np.ones(self.indices.size, bool), self.indices, self.indptr),
+            shape=(self.size, self.n_inputs),
+        )
+        union = select @ rows
+        union.sort_indices()
+        indices = union.indices.astype(self.indices.dtype, copy=False)
+        return Deps(union.indptr.astype(np.int64, copy=False), indices, self.n_inputs)
+
+    def _union_by_bitmap(self, map_indptr, map_indices, lengths, total) -> Deps:
+        """`compose` into a dense boolean matrix, for small ones: marking every
+        (row, input) pair and reading them back row-major costs less than
+        building two scipy matrices."""
+        size = len(map_indptr) - 1
+        out_row = np.repeat(np.arange(size, dtype=np.int64), np.diff(map_indptr))
+        starts = self.indptr[map_indices]
+        offsets = np.cumsum(lengths) - lengths
+        cols = self.indices[
+            np.arange(total, dtype=np.int64) + np.repeat(starts - offsets, lengths)
+        ]
+        marked = np.zeros((size, self.n_inputs), dtype=bool)
+        marked[np.repeat(out_row, lengths), cols] = True
+        rows, cols = np.nonzero(marked)
+        indptr = np.zeros(size + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=size), out=indptr[1:])
+        return Deps(indptr, cols.astype(self.indices.dtype), self.n_inputs)
 
     def compose_dense(self, source: np.ndarray) -> Deps:
         """Row `r` of the result is the union of rows `source[r, :]` (negatives ignored)."""
@@ -159,96 +204,6 @@ def _check_nnz(nnz) -> None:
             "here. Raise `asdex.detection.MAX_NNZ` if you have the memory, or "
             "restructure the function so that fewer outputs depend on all inputs."
         )
-
-
-@numba.njit(cache=True, nogil=True)
-def _gather_kernel(src_indptr, src_indices, source, out_indptr, out_indices):
-    for r in range(len(source)):
-        s = source[r]
-        if s < 0:
-            continue
-        start = src_indptr[s]
-        n = src_indptr[s + 1] - start
-        o = out_indptr[r]
-        for k in range(n):
-            out_indices[o + k] = src_indices[start + k]
-
-
-@numba.njit(cache=True, nogil=True)
-def _compose_bound(map_indptr, map_indices, src_indptr):
-    total = 0
-    for k in range(len(map_indices)):
-        s = map_indices[k]
-        if s >= 0:
-            total += src_indptr[s + 1] - src_indptr[s]
-    return total
-
-
-@numba.njit(cache=True, nogil=True)
-def _merge(a, a_lo, a_hi, b, b_lo, b_hi, out, o):
-    """Merge two sorted, duplicate-free runs into `out[o:]`; returns the new end."""
-    while a_lo < a_hi and b_lo < b_hi:
-        va = a[a_lo]
-        vb = b[b_lo]
-        if va < vb:
-            out[o] = va
-            a_lo += 1
-        elif vb < va:
-            out[o] = vb
-            b_lo += 1
-        else:
-            out[o] = va
-            a_lo += 1
-            b_lo += 1
-        o += 1
-    while a_lo < a_hi:
-        out[o] = a[a_lo]
-        a_lo += 1
-        o += 1
-    while b_lo < b_hi:
-        out[o] = b[b_lo]
-        b_lo += 1
-        o += 1
-    return o
-
-
-@numba.njit(cache=True, nogil=True)
-def _compose_kernel(map_indptr, map_indices, src_indptr, src_indices, bound):
-    size = len(map_indptr) - 1
-    # The longest output row bounds the scratch space of the k-way merge.
-    widest = 0
-    for r in range(size):
-        width = 0
-        for k in range(map_indptr[r], map_indptr[r + 1]):
-            s = map_indices[k]
-            if s >= 0:
-                width += src_indptr[s + 1] - src_indptr[s]
-        widest = max(widest, width)
-    scratch_a = np.empty(widest, dtype=src_indices.dtype)
-    scratch_b = np.empty(widest, dtype=src_indices.dtype)
-    out_indptr = np.zeros(size + 1, dtype=np.int64)
-    out_indices = np.empty(bound, dtype=src_indices.dtype)
-    pos = 0
-    for r in range(size):
-        # Rows are sorted and unique, so the union is a sequence of linear merges.
-        n_merged = 0
-        length = 0
-        for k in range(map_indptr[r], map_indptr[r + 1]):
-            s = map_indices[k]
-            if s < 0:
-                continue
-            lo, hi = src_indptr[s], src_indptr[s + 1]
-            if n_merged == 0:
-                scratch_a[: hi - lo] = src_indices[lo:hi]
-                length = hi - lo
-            else:
-                length = _merge(scratch_a, 0, length, src_indices, lo, hi, scratch_b, 0)
-                scratch_a, scratch_b = scratch_b, scratch_a
-            n_merged += 1
-        out_indices[pos : pos + length] = scratch_a[:length]
-        pos += length
-        out_indptr[r + 1] = pos
-    return out_indptr, out_indices[:pos].copy()
 
 
 def row_slice(deps: Deps, start: int, stop: int) -> Deps:
