@@ -71,7 +71,9 @@ def penalty(n: int, window: int = 8, seed: int = 2):
 
     def energy(x):
         overlap = jnp.maximum(gap - (x[j] - x[i]), 0.0)
-        return 0.5 * jnp.sum((x - jnp.arange(n) * 0.5) ** 2) + jnp.sum(overlap**2)
+        return 0.5 * jnp.sum((x - jnp.arange(n, dtype=x.dtype) * 0.5) ** 2) + jnp.sum(
+            overlap**2
+        )
 
     rng = np.random.default_rng(seed)
     x = jnp.arange(n) * 0.5 + 0.3 * jnp.asarray(rng.standard_normal(n))

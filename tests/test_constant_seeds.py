@@ -136,3 +136,12 @@ def test_call_sites_benchmark_quick_run():
     spec.loader.exec_module(module)
     (row,) = module.main(["--quick", "--repeats", "1", "--cases", "bratu"])
     assert row["colors"] == 5 and all(row[s][0] > 0 for s in ("jit", "vmap"))
+
+
+def test_strict_dtype_promotion():
+    derivative = asdex.hessian(_energy, X.astype(jnp.float32))
+    with jax.numpy_dtype_promotion("strict"):
+        got = jax.jit(lambda v: derivative(v).todense())(X.astype(jnp.float32))
+    np.testing.assert_allclose(
+        got, jax.hessian(_energy)(X.astype(jnp.float32)), rtol=1e-4
+    )

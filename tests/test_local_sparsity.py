@@ -229,7 +229,9 @@ def _penalty(n=80, window=8):
 
     def energy(x):
         overlap = jnp.maximum(gap - (x[j] - x[i]), 0.0)
-        return 0.5 * jnp.sum((x - jnp.arange(n) * 0.5) ** 2) + jnp.sum(overlap**2)
+        return 0.5 * jnp.sum((x - jnp.arange(n, dtype=x.dtype) * 0.5) ** 2) + jnp.sum(
+            overlap**2
+        )
 
     x = jnp.arange(n) * 0.5 + 0.3 * jnp.asarray(
         np.random.default_rng(2).standard_normal(n)
@@ -393,3 +395,13 @@ def test_benchmark_quick_run():
     rows = module.main(["--quick"])
     assert {r["name"] for r in rows} == set(module.PROBLEMS)
     assert all(r["colors_local"] < r["colors_global"] for r in rows)
+
+
+def test_strict_dtype_promotion():
+    f, x = _banded_relu_net(n=24, depth=3)
+    energy, y = _penalty(n=20, window=3)
+    with jax.numpy_dtype_promotion("strict"):
+        jac = asdex.jacobian(f, x, local=True)(x)
+        hess = asdex.hessian(energy, y, local=True)(y)
+    np.testing.assert_allclose(jac.todense(), jax.jacfwd(f)(x), atol=1e-12)
+    np.testing.assert_allclose(hess.todense(), jax.hessian(energy)(y), atol=1e-12)

@@ -143,3 +143,16 @@ def test_float32(rng):
     x, info = superlu_solve("lu", pattern, values, jnp.ones(40, jnp.float32))
     assert x.dtype == jnp.float32 and int(info) == 0
     np.testing.assert_allclose(x, np.linalg.solve(a, np.ones(40)), rtol=1e-4)
+
+
+def test_strict_dtype_promotion(rng):
+    a = _block_diagonal(60, 4, rng).astype(np.float32)
+    pattern = asdex.SparsityPattern.from_dense(a)
+    operator = SparseMatrixOperator(jnp.asarray(a[pattern.rows, pattern.cols]), pattern)
+    b = jnp.ones(240, jnp.float32)
+    with jax.numpy_dtype_promotion("strict"):
+        x = jax.jit(
+            lambda b: lx.linear_solve(operator, b, asdex.SparseLinearSolver()).value
+        )(b)
+    assert x.dtype == jnp.float32
+    np.testing.assert_allclose(x, np.linalg.solve(a, np.ones(240)), rtol=1e-4)
