@@ -347,3 +347,27 @@ def test_error_options():
         asdex.optax.sparse_newton(
             rosenbrock, Chain(jnp.ones(3), jnp.ones(3), 1, jnp.tanh)
         )
+
+
+def test_gauss_newton_model_needs_one_product():
+    """The trust-region test of `sparse_gauss_newton` predicts ½(‖r + Jδ‖² − ‖r‖²),
+    which equals the quadratic model gᵀδ + ½δᵀ(JᵀJ)δ with g = Jᵀr."""
+    import optimistix as optx
+
+    from asdex.optimistix._minimiser import _predicted_reduction
+
+    rng = np.random.default_rng(3)
+    J, r, d = rng.normal(size=(7, 3)), rng.normal(size=7), rng.normal(size=3)
+    residual_form = optx.FunctionInfo.ResidualJac(
+        jnp.asarray(r), lx.MatrixLinearOperator(jnp.asarray(J))
+    )
+    quadratic_form = optx.FunctionInfo.EvalGradHessian(
+        jnp.asarray(0.5 * r @ r),
+        jnp.asarray(J.T @ r),
+        lx.MatrixLinearOperator(jnp.asarray(J.T @ J)),
+    )
+    np.testing.assert_allclose(
+        _predicted_reduction(jnp.asarray(d), residual_form),
+        _predicted_reduction(jnp.asarray(d), quadratic_form),
+        rtol=1e-12,
+    )

@@ -246,7 +246,7 @@ def adaptive_step(
     descent = SparseDampedNewtonDescent(linear_solver=linear_solver)
     descent_state = descent.query(params, descent_info, None)
     search = NewtonTrustRegion()
-    f = search_info.f
+    f = search_info.as_min()
 
     def trial(carry):
         lam, _, _, _, _, count, _ = carry
