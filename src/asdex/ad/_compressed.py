@@ -244,7 +244,9 @@ class Decompression(eqx.Module):
 
     def constant_seeded(self) -> bool:
         """Whether the products are computed from constant seeds (see
-        `constant_seeds`): then XLA may fuse them with what reads them."""
+        `constant_seeds`): then XLA may fuse them with what reads them. (With a
+        `chunk_size` they are not, and are then fused all the same: a matter of
+        speed only.)"""
         return not in_own_program() and all(
             _constant_seeds_fit(colors, count)
             for colors, count in (
