@@ -27,64 +27,36 @@ reuses the global derivative (one evaluation).
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+_EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
+if _EXAMPLES not in sys.path:
+    sys.path.insert(0, _EXAMPLES)
 
-import asdex
+import jax  # noqa: E402
+from problems import (  # noqa: E402
+    pair_penalty_energy,
+    piecewise_neighbour_map,
+    relu_convolution_net,
+)
+
+import asdex  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
 
-def relu_net(n: int, depth: int = 6, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    kernels = [rng.standard_normal(3) for _ in range(depth)]
-    biases = [rng.standard_normal(n) * 0.5 + 0.5 for _ in range(depth)]
-
-    def net(x):
-        for k, b in zip(kernels, biases):
-            x = jax.nn.relu(jnp.convolve(x, k, mode="same") + b)
-        return x
-
-    return net, jnp.asarray(rng.standard_normal(n)), "jacobian"
+def relu_net(n: int):
+    return (*relu_convolution_net(n), "jacobian")
 
 
-def piecewise_linear(n: int, seed: int = 1):
-    def model(x):
-        offset = jnp.clip(jnp.floor(2.0 * x).astype(jnp.int32), -4, 4)
-        return x[jnp.clip(jnp.arange(n) + offset, 0, n - 1)] - 0.5 * x
-
-    return (
-        model,
-        jnp.asarray(np.random.default_rng(seed).standard_normal(n)),
-        "jacobian",
-    )
+def piecewise_linear(n: int):
+    return (*piecewise_neighbour_map(n), "jacobian")
 
 
-def penalty(n: int, window: int = 8, seed: int = 2):
-    i, j = np.triu_indices(n, 1) if n <= 2000 else _pairs(n, window)
-    near = (j - i) <= window
-    i, j = i[near], j[near]
-    gap = 0.4 * (j - i)
-
-    def energy(x):
-        overlap = jnp.maximum(gap - (x[j] - x[i]), 0.0)
-        return 0.5 * jnp.sum((x - jnp.arange(n, dtype=x.dtype) * 0.5) ** 2) + jnp.sum(
-            overlap**2
-        )
-
-    rng = np.random.default_rng(seed)
-    x = jnp.arange(n) * 0.5 + 0.3 * jnp.asarray(rng.standard_normal(n))
-    return energy, x, "hessian"
-
-
-def _pairs(n: int, window: int):
-    i = np.repeat(np.arange(n), window)
-    j = i + np.tile(np.arange(1, window + 1), n)
-    keep = j < n
-    return i[keep], j[keep]
+def penalty(n: int, window: int = 8):
+    return (*pair_penalty_energy(n, window), "hessian")
 
 
 PROBLEMS = {

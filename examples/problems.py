@@ -5,6 +5,9 @@
 - `chained_rosenbrock`: a scalar whose Hessian is tridiagonal.
 - `euler_diffusion_reaction`: explicit Euler steps of a 1-D reaction–diffusion
   equation under `lax.scan`.
+- `relu_convolution_net`, `piecewise_neighbour_map`, `pair_penalty_energy`:
+  functions whose nonzeros depend on the point, where local patterns
+  (`local=True`) need fewer colors than global ones.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from brusselator import brusselator as brusselator, initial_state as initial_state
 
 
@@ -79,3 +83,59 @@ def euler_diffusion_reaction(x0, steps: int = 1000, dt: float | None = None):
 
     final, _ = jax.lax.scan(step, x0, None, length=steps)
     return final
+
+
+def relu_convolution_net(n: int, depth: int = 6, seed: int = 0):
+    """A deep ReLU network whose layers are 3-point convolutions, and a point.
+
+    Globally the input Jacobian's band widens by two per layer; at a point, the
+    inactive units cut the paths through them.
+
+    **Returns:** `(net, x)`.
+    """
+    rng = np.random.default_rng(seed)
+    kernels = [rng.standard_normal(3) for _ in range(depth)]
+    biases = [rng.standard_normal(n) * 0.5 + 0.5 for _ in range(depth)]
+
+    def net(x):
+        for kernel, bias in zip(kernels, biases):
+            x = jax.nn.relu(jnp.convolve(x, kernel, mode="same") + bias)
+        return x
+
+    return net, jnp.asarray(rng.standard_normal(n))
+
+
+def piecewise_neighbour_map(n: int, seed: int = 1):
+    """A piecewise-linear map, and a point: each output reads the neighbour at an
+    offset from -4 to 4 chosen by the interval its input lies in. Globally a band
+    of 9; at a point, two entries a row.
+
+    **Returns:** `(model, x)`.
+    """
+
+    def model(x):
+        offset = jnp.clip(jnp.floor(2.0 * x).astype(jnp.int32), -4, 4)
+        return x[jnp.clip(jnp.arange(n) + offset, 0, n - 1)] - 0.5 * x
+
+    return model, jnp.asarray(np.random.default_rng(seed).standard_normal(n))
+
+
+def pair_penalty_energy(n: int, window: int = 8, seed: int = 2):
+    """An energy with `jnp.maximum` penalties on every pair of particles within
+    `window` of each other, and a point. Globally its Hessian is a band of width
+    `2 window + 1`; at a point only the overlapping pairs couple.
+
+    **Returns:** `(energy, x)`.
+    """
+    i = np.repeat(np.arange(n), window)
+    j = i + np.tile(np.arange(1, window + 1), n)
+    i, j = i[j < n], j[j < n]
+    gap = 0.4 * (j - i)
+
+    def energy(x):
+        rest = jnp.arange(n, dtype=x.dtype) * 0.5
+        overlap = jnp.maximum(gap - (x[j] - x[i]), 0.0)
+        return 0.5 * jnp.sum((x - rest) ** 2) + jnp.sum(overlap**2)
+
+    noise = np.random.default_rng(seed).standard_normal(n)
+    return energy, jnp.asarray(np.arange(n) * 0.5 + 0.3 * noise)

@@ -7,7 +7,9 @@ the cases where it pays (ReLU networks, piecewise-linear models, `maximum`
 penalties). Derivatives built from a local pattern refuse other points.
 """
 
+import pathlib
 import pickle
+import sys
 
 import equinox as eqx
 import jax
@@ -20,14 +22,8 @@ from jax import lax
 
 import asdex
 from helpers import (
-    CONTROL_FLOW_CASES,
-    CUSTOM_CASES,
-    ELEMENTWISE_CASES,
     HESSIAN_CASES,
-    INDEXING_CASES,
-    LINALG_CASES,
-    REDUCTION_CASES,
-    STRUCTURAL_CASES,
+    JACOBIAN_CASES as JACOBIAN_TABLES,
     dense_hessian,
     dense_jacobian,
     ids,
@@ -35,14 +31,13 @@ from helpers import (
 )
 from test_detection_hypothesis import programs
 
-JACOBIAN_TABLES = (
-    ELEMENTWISE_CASES
-    + STRUCTURAL_CASES
-    + INDEXING_CASES
-    + REDUCTION_CASES
-    + LINALG_CASES
-    + CONTROL_FLOW_CASES
-    + CUSTOM_CASES
+_EXAMPLES = str(pathlib.Path(__file__).resolve().parents[1] / "examples")
+if _EXAMPLES not in sys.path:
+    sys.path.insert(0, _EXAMPLES)
+from problems import (  # noqa: E402
+    pair_penalty_energy,
+    piecewise_neighbour_map,
+    relu_convolution_net,
 )
 
 
@@ -190,53 +185,16 @@ def test_local_pytree_and_extra_arguments():
 # ---------------------------------------------------------------- payoff cases
 
 
-def _banded_relu_net(n=64, depth=6, seed=0):
-    """A deep ReLU network whose layers are 3-point convolutions: globally the
-    input Jacobian's band widens by 2 per layer; locally the inactive units cut
-    the paths through them."""
-    rng = np.random.default_rng(seed)
-    kernels = [rng.standard_normal(3) for _ in range(depth)]
-    biases = [rng.standard_normal(n) * 0.5 + 0.5 for _ in range(depth)]
-
-    def net(x):
-        for k, b in zip(kernels, biases):
-            x = jax.nn.relu(jnp.convolve(x, k, mode="same") + b)
-        return x
-
-    return net, jnp.asarray(rng.standard_normal(n))
+def _banded_relu_net(n=64, depth=6):
+    return relu_convolution_net(n, depth)
 
 
 def _piecewise_linear(n=60):
-    """A piecewise-linear map: each output reads the neighbour at an offset from
-    -4 to 4 chosen by the interval its input falls in. Globally a band of 9;
-    locally two entries a row."""
-
-    def model(x):
-        offset = jnp.clip(jnp.floor(2.0 * x).astype(jnp.int32), -4, 4)
-        return x[jnp.clip(jnp.arange(n) + offset, 0, n - 1)] - 0.5 * x
-
-    return model, jnp.asarray(np.random.default_rng(1).standard_normal(n))
+    return piecewise_neighbour_map(n)
 
 
 def _penalty(n=80, window=8):
-    """An energy with `maximum`-penalties between every pair of particles within
-    `window` of each other: globally a band of width 2 * window; locally only the
-    overlapping (active) pairs couple."""
-    i, j = np.triu_indices(n, 1)
-    near = (j - i) <= window
-    i, j = i[near], j[near]
-    gap = 0.4 * (j - i)
-
-    def energy(x):
-        overlap = jnp.maximum(gap - (x[j] - x[i]), 0.0)
-        return 0.5 * jnp.sum((x - jnp.arange(n, dtype=x.dtype) * 0.5) ** 2) + jnp.sum(
-            overlap**2
-        )
-
-    x = jnp.arange(n) * 0.5 + 0.3 * jnp.asarray(
-        np.random.default_rng(2).standard_normal(n)
-    )
-    return energy, x
+    return pair_penalty_energy(n, window)
 
 
 def _colors(make, f, x, local):
