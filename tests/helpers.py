@@ -14,6 +14,9 @@ pattern.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import pathlib
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -28,6 +31,25 @@ from jax.experimental import sparse as jsparse
 from jax.flatten_util import ravel_pytree
 
 import asdex
+
+# ---------------------------------------------------------------------------- scripts
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load_script(relative_path: str):
+    """Import a script of the repository (`"benchmarks/detection.py"`, say) as a
+    module, for smoke runs of its `main`. It is registered in `sys.modules`, where
+    dataclasses look their module up."""
+    path = ROOT / relative_path
+    name = "asdex_script_" + path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
 
 # ---------------------------------------------------------------------------- oracle
 

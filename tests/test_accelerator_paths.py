@@ -8,14 +8,13 @@ choice is patched to always take the `default` (accelerator) branch, and the
 results are compared with dense JAX as everywhere else.
 """
 
-import pathlib
-import sys
 import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from problems import bratu_energy, brusselator
 
 import asdex
 from asdex.ad import _compressed
@@ -28,11 +27,6 @@ from helpers import (
     dense_jacobian,
     ids,
 )
-
-_EXAMPLES = str(pathlib.Path(__file__).resolve().parents[1] / "examples")
-if _EXAMPLES not in sys.path:
-    sys.path.insert(0, _EXAMPLES)
-from problems import bratu_energy, brusselator  # noqa: E402
 
 
 @pytest.fixture

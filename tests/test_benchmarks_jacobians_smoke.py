@@ -5,27 +5,17 @@ script cannot rot unnoticed. Its timings are not checked here; its correctness
 checks (`asdex.check_jacobian` / `asdex.check_hessian`) are.
 """
 
-import importlib.util
-import pathlib
-import sys
-
 import pytest
+
+from helpers import load_script
 
 # Smoke runs of the benchmark scripts: `uv run pytest -m benchmark`.
 pytestmark = pytest.mark.benchmark
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location(
-        "asdex_benchmarks_jacobians", ROOT / "benchmarks" / "jacobians.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)  # also puts examples/ on sys.path
-    return module
+    return load_script("benchmarks/jacobians.py")
 
 
 def test_quick_run(bench, capsys):

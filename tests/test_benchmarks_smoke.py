@@ -4,32 +4,21 @@ The benchmark is run in quick mode, in this process, at small sizes, so that the
 script cannot rot unnoticed. Its timings are not checked here.
 """
 
-import importlib.util
-import pathlib
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import asdex
+from helpers import load_script
 
 # Smoke runs of the benchmark scripts: `uv run pytest -m benchmark`.
 pytestmark = pytest.mark.benchmark
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location(
-        "asdex_benchmarks_detection", ROOT / "benchmarks" / "detection.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)  # also puts examples/ on sys.path
-    return module
+    return load_script("benchmarks/detection.py")
 
 
 def test_quick_run(bench, capsys):

@@ -8,10 +8,6 @@ banded, diagonal, dense-row and arrowhead patterns.
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
-
 import equinox as eqx
 import hypothesis.strategies as st
 import jax
@@ -51,6 +47,7 @@ from asdex.coloring import (
     vertex_order,
 )
 from asdex.coloring._graph import AdjacencyGraph, BipartiteGraph, ConflictGraph
+from helpers import load_script
 
 ORDERS = [
     "natural",
@@ -625,12 +622,7 @@ def test_results_reject_invalid_colors():
 
 def test_benchmark_script_runs(capsys):
     # A smoke run of `benchmarks/coloring.py` at a small size, so it cannot rot.
-    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "coloring.py"
-    spec = importlib.util.spec_from_file_location("asdex_benchmarks_coloring", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = load_script("benchmarks/coloring.py")
     report = module.main(["--n", "2500", "--skip-compile"])
     assert "acyclic, tridiagonal" in capsys.readouterr().out
     assert report["column, 3 bands"][0] == 3

@@ -127,13 +127,9 @@ def test_float32_and_complex():
 @pytest.mark.benchmark
 def test_call_sites_benchmark_quick_run():
     pytest.importorskip("sparsejac")
-    import importlib.util
-    import pathlib
+    from helpers import load_script
 
-    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "call_sites.py"
-    spec = importlib.util.spec_from_file_location("asdex_bench_call_sites", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("benchmarks/call_sites.py")
     (row,) = module.main(["--quick", "--repeats", "1", "--cases", "bratu"])
     assert row["colors"] == 5 and all(row[s][0] > 0 for s in ("jit", "vmap"))
 

@@ -4,32 +4,17 @@ Each example's `main` is called in this process with small arguments, so that th
 scripts cannot rot unnoticed; the checks are on their results, not their timings.
 """
 
-import importlib.util
-import pathlib
-import sys
-
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def load(path: pathlib.Path, name: str):
-    examples = str(ROOT / "examples")
-    if examples not in sys.path:
-        sys.path.insert(0, examples)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def examples():
     return {
-        name: load(ROOT / "examples" / f"{name}.py", f"asdex_example_{name}")
+        name: load_script(f"examples/{name}.py")
         for name in ("bratu_newton", "curve_fitting", "newton_minimise")
     }
 
@@ -63,7 +48,7 @@ def test_newton_minimise(examples):
 
 @pytest.mark.benchmark
 def test_solver_benchmark_quick(capsys):
-    bench = load(ROOT / "benchmarks" / "solvers.py", "asdex_benchmarks_solvers")
+    bench = load_script("benchmarks/solvers.py")
     results = bench.main(["--quick", "--in-process", "--repeats", "1"])
     assert "| case |" in capsys.readouterr().out
     assert set(results) == set(bench.CASES)

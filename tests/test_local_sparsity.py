@@ -7,9 +7,7 @@ the cases where it pays (ReLU networks, piecewise-linear models, `maximum`
 penalties). Derivatives built from a local pattern refuse other points.
 """
 
-import pathlib
 import pickle
-import sys
 
 import equinox as eqx
 import jax
@@ -19,6 +17,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from jax import lax
+from problems import (
+    pair_penalty_energy,
+    piecewise_neighbour_map,
+    relu_convolution_net,
+)
 
 import asdex
 from helpers import (
@@ -27,18 +30,10 @@ from helpers import (
     dense_hessian,
     dense_jacobian,
     ids,
+    load_script,
     random_like,
 )
 from test_detection_hypothesis import programs
-
-_EXAMPLES = str(pathlib.Path(__file__).resolve().parents[1] / "examples")
-if _EXAMPLES not in sys.path:
-    sys.path.insert(0, _EXAMPLES)
-from problems import (  # noqa: E402
-    pair_penalty_energy,
-    piecewise_neighbour_map,
-    relu_convolution_net,
-)
 
 
 def _guarantee(local, global_, dense, what):
@@ -341,15 +336,7 @@ def test_module_function():
 
 @pytest.mark.benchmark
 def test_benchmark_quick_run():
-    import importlib.util
-    import pathlib
-
-    path = (
-        pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "local_sparsity.py"
-    )
-    spec = importlib.util.spec_from_file_location("asdex_bench_local", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("benchmarks/local_sparsity.py")
     rows = module.main(["--quick"])
     assert {r["name"] for r in rows} == set(module.PROBLEMS)
     assert all(r["colors_local"] < r["colors_global"] for r in rows)

@@ -5,10 +5,6 @@ Every solve is compared with `jnp.linalg.solve` (square) or `jnp.linalg.lstsq`
 dense solve.
 """
 
-import importlib.util
-import pathlib
-import sys
-
 import jax
 import jax.numpy as jnp
 import lineax as lx
@@ -29,8 +25,7 @@ from asdex.lineax import (
     jacobi_preconditioner,
 )
 from asdex.lineax._superlu import factor_cache
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from helpers import load_script
 
 
 def random_sparse(rng, m, n, density=0.3, diagonal=0.0, dtype=np.float64):
@@ -590,12 +585,7 @@ def test_errors(rng):
 
 
 def test_benchmark_quick(capsys):
-    spec = importlib.util.spec_from_file_location(
-        "asdex_benchmarks_linear_solvers", ROOT / "benchmarks" / "linear_solvers.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = load_script("benchmarks/linear_solvers.py")
     rows = module.main(["--sizes", "8", "--repeats", "1"])
     assert "| N |" in capsys.readouterr().out
     (row,) = rows
