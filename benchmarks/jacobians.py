@@ -65,6 +65,11 @@ import asdex  # noqa: E402
 DENSE_LIMIT_BYTES = 2 * 2**30
 
 
+def dense_fits(m: int, n: int) -> bool:
+    """Whether the dense `(m, n)` reference is built (float32 entries)."""
+    return m * n * 4 <= DENSE_LIMIT_BYTES
+
+
 def difference_squared(x):
     return (x[1:] - x[:-1]) ** 2
 
@@ -256,7 +261,7 @@ def measure(
     # Dense AD, where it fits.
     dense_bytes = m * n * 4
     dense = None
-    if dense_bytes <= DENSE_LIMIT_BYTES:
+    if dense_fits(m, n):
         dense_fn = jax.jit(jax.hessian(f) if case.hessian else jax.jacfwd(f))
         dense_first, _ = _timed(lambda: dense_fn(x))
         dense_s = _best(lambda: dense_fn(x), max(1, min(repeats, 5)))
