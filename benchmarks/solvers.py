@@ -54,7 +54,7 @@ import optimistix as optx  # noqa: E402
 import asdex  # noqa: E402
 import asdex.optimistix as aox  # noqa: E402
 from asdex.lineax import _superlu  # noqa: E402
-from asdex.lineax._jacobian_operator import (  # noqa: E402
+from asdex.lineax._derivative_operators import (  # noqa: E402
     compressed_hessian,
     compressed_jacobian,
     compression,

@@ -25,7 +25,7 @@ from .coloring import (
     RowColoringResult,
     StarColoringResult,
 )
-from .lineax._jacobian_operator import (
+from .lineax._derivative_operators import (
     _HESSIAN_MODES,
     _JACOBIAN_MODES,
     Compression,

@@ -11,7 +11,7 @@
   the automatic [`asdex.SparseLinearSolver`][].
 """
 
-from ._jacobian_operator import (
+from ._derivative_operators import (
     Compression as Compression,
     SparseHessianOperator as SparseHessianOperator,
     SparseJacobianOperator as SparseJacobianOperator,

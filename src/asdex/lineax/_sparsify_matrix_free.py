@@ -55,7 +55,7 @@ from jaxtyping import Array
 from .._colored import ColoredPattern
 from ..coloring import color_hessian, color_jacobian
 from ..detection import PatternTooDenseError, jacobian_sparsity
-from ._jacobian_operator import Compression, _compressed_products, compression
+from ._derivative_operators import Compression, _compressed_products, compression
 from ._operator import SparseMatrixOperator
 from ._sparsify import _damped_pattern, _lineax_tags, sparsify
 from ._structure import flatten_structure, ravel, structure_dtype, unravel

@@ -22,7 +22,7 @@ import optax
 import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
-from ..lineax._jacobian_operator import Compression, compression
+from ..lineax._derivative_operators import Compression, compression
 from ..optimistix._least_squares import SparseDampedNewtonDescent
 from ..optimistix._minimiser import NewtonTrustRegion, _TrustRegionState
 

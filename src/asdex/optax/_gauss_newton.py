@@ -17,7 +17,7 @@ from jaxtyping import PyTree
 
 from .._colored import ColoredPattern
 from .._trace import explain_traced_control_flow
-from ..lineax._jacobian_operator import (
+from ..lineax._derivative_operators import (
     SparseJacobianOperator,
     compressed_jacobian,
 )

@@ -23,7 +23,7 @@ import optimistix as optx
 from jaxtyping import Array, Bool, Int, PyTree, Scalar
 
 from .._colored import ColoredPattern
-from ..lineax._jacobian_operator import (
+from ..lineax._derivative_operators import (
     Compression,
     SparseHessianOperator,
     compressed_hessian,

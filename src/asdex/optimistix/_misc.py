@@ -16,7 +16,7 @@ from .._colored import ColoredPattern, DenseColoringWarning
 from ..ad._layout import check_coloring_samples
 from ..coloring import color_hessian, color_jacobian
 from ..detection import hessian_sparsity, jacobian_sparsity
-from ..lineax._jacobian_operator import (
+from ..lineax._derivative_operators import (
     _HESSIAN_MODES,
     _JACOBIAN_MODES,
     Compression,

@@ -14,7 +14,7 @@ import optimistix as optx
 from jaxtyping import Array, Bool, PyTree, Scalar
 
 from .._colored import ColoredPattern
-from ..lineax._jacobian_operator import (
+from ..lineax._derivative_operators import (
     Compression,
     SparseJacobianOperator,
     compressed_jacobian,
