@@ -489,3 +489,23 @@ def test_braille_str_of_seed_example():
     lines = str(p).splitlines()
     assert lines[0] == repr(p)
     assert "\n".join(lines[1:]) == _SEED_PICTURE
+
+
+def test_pattern_from_any_matrix():
+    import scipy.sparse as sp
+    from jax.experimental import sparse as jsparse
+
+    dense = np.array([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]])
+    expected = asdex.SparsityPattern.from_dense(dense)
+    for matrix in (
+        expected,
+        sp.csr_array(dense),
+        jsparse.BCOO.fromdense(dense),
+        dense,
+        jnp.asarray(dense),
+    ):
+        assert asdex.SparsityPattern.from_any(matrix) == expected
+    with pytest.raises(ValueError, match="two-dimensional array"):
+        asdex.SparsityPattern.from_any(np.ones(3), argument="`f(pattern=...)`")
+    with pytest.raises(TypeError, match=r"`f\(pattern=...\)` must be"):
+        asdex.SparsityPattern.from_any([[1, 0]], argument="`f(pattern=...)`")

@@ -7,9 +7,6 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-import scipy.sparse as sp
-from jax.experimental import sparse as jsparse
 
 from ._colored import ColoredPattern, warn_if_dense
 from ._pattern import SparsityPattern
@@ -154,18 +151,7 @@ def _as_pattern(pattern, caller: str) -> SparsityPattern:
                 "one checks that it is called at that point. Or detect the global "
                 "pattern."
             )
-        return pattern
-    if sp.issparse(pattern):
-        return SparsityPattern.from_scipy(pattern)
-    if isinstance(pattern, jsparse.BCOO):
-        return SparsityPattern.from_bcoo(pattern)
-    if isinstance(pattern, np.ndarray | jax.Array) and np.ndim(pattern) == 2:
-        return SparsityPattern.from_dense(np.asarray(pattern))
-    raise TypeError(
-        f"`{caller}(pattern=...)` must be an `asdex.SparsityPattern`, a scipy sparse "
-        "matrix, a two-dimensional `jax.experimental.sparse.BCOO`, or a dense "
-        f"two-dimensional array; got {type(pattern).__name__}."
-    )
+    return SparsityPattern.from_any(pattern, argument=f"`{caller}(pattern=...)`")
 
 
 def _default_samples(args, input_shape, n: int):

@@ -140,6 +140,43 @@ class SparsityPattern:
         return cls(idx[inside, 0], idx[inside, 1], matrix.shape)
 
     @classmethod
+    def from_any(cls, matrix, *, argument: str = "matrix") -> SparsityPattern:
+        """The pattern of any two-dimensional matrix: a `SparsityPattern` (returned
+        as it is), a scipy sparse matrix or array, a `BCOO`, or a dense numpy or
+        JAX array (its nonzeros).
+
+        `argument` names the matrix in errors, as the caller knows it (for
+        example "`asdex.spy(obj=...)`").
+        """
+        import jax
+        from jax.experimental import sparse as jsparse
+
+        if isinstance(matrix, SparsityPattern):
+            return matrix
+        if sp.issparse(matrix) or isinstance(matrix, jsparse.BCOO):
+            if len(matrix.shape) != 2:
+                raise ValueError(
+                    f"{argument} needs a two-dimensional sparse matrix, got shape "
+                    f"{matrix.shape}. For a Jacobian of multi-dimensional arrays, "
+                    "use `output_format='scipy_csr'`, or the derivative's "
+                    "`coloring.pattern`."
+                )
+            if sp.issparse(matrix):
+                return cls.from_scipy(matrix)
+            return cls.from_bcoo(matrix)
+        if isinstance(matrix, np.ndarray | jax.Array):
+            if np.ndim(matrix) != 2:
+                raise ValueError(
+                    f"{argument} needs a two-dimensional array, got shape {np.shape(matrix)}."
+                )
+            return cls.from_dense(np.asarray(matrix))
+        raise TypeError(
+            f"{argument} must be an `asdex.SparsityPattern`, a scipy sparse matrix, "
+            "a two-dimensional `jax.experimental.sparse.BCOO`, or a two-dimensional "
+            f"numpy or JAX array; got {type(matrix).__name__}."
+        )
+
+    @classmethod
     def from_csr(
         cls, indptr, indices, shape, *, sorted_unique: bool = False
     ) -> SparsityPattern:

@@ -192,6 +192,7 @@ def spy(
 
 def _as_pattern(obj) -> tuple[SparsityPattern, ColoredPattern | None]:
     """The pattern to draw, and its coloring if `obj` has one."""
+    import jax
     from jax.experimental import sparse as jsparse
 
     from .ad import AbstractSparseDerivative
@@ -203,33 +204,10 @@ def _as_pattern(obj) -> tuple[SparsityPattern, ColoredPattern | None]:
         obj, AbstractSparseDerivative | SparseJacobianOperator | SparseHessianOperator
     ):
         return obj.coloring.pattern, obj.coloring
-    if isinstance(obj, SparsityPattern):
-        return obj, None
-    if sp.issparse(obj):
-        if len(obj.shape) != 2:
-            raise ValueError(
-                "`asdex.spy(obj=...)` needs a two-dimensional scipy sparse matrix, "
-                f"got shape {obj.shape}."
-            )
-        return SparsityPattern.from_scipy(obj), None
-    if isinstance(obj, jsparse.BCOO):
-        if obj.ndim != 2:
-            raise ValueError(
-                "`asdex.spy(obj=...)` needs a two-dimensional BCOO matrix, got "
-                f"shape {obj.shape}. For a Jacobian of multi-dimensional arrays, use "
-                "`output_format='scipy_csr'` or draw the derivative itself, "
-                "`asdex.spy(jac_fn)`."
-            )
-        return SparsityPattern.from_bcoo(obj), None
-    import jax
-
-    if isinstance(obj, np.ndarray | jax.Array):
-        if obj.ndim != 2:
-            raise ValueError(
-                "`asdex.spy(obj=...)` needs a two-dimensional array, got shape "
-                f"{obj.shape}."
-            )
-        return SparsityPattern.from_dense(np.asarray(obj)), None
+    if isinstance(obj, SparsityPattern | jsparse.BCOO | np.ndarray | jax.Array) or (
+        sp.issparse(obj)
+    ):
+        return SparsityPattern.from_any(obj, argument="`asdex.spy(obj=...)`"), None
     raise TypeError(
         "`asdex.spy(obj=...)` must be an `asdex.SparsityPattern`, an "
         "`asdex.ColoredPattern`, a sparse derivative from `asdex.jacobian` or "
