@@ -344,7 +344,32 @@ def _from_fields(cls, **fields):
 # ---------------------------------------------------------------- operators
 
 
-class SparseJacobianOperator(lx.AbstractLinearOperator):
+class _NonzerosOperator(lx.AbstractLinearOperator):
+    """A sparse derivative as a Lineax operator: its nonzeros, held as a
+    `SparseMatrixOperator` that answers every product and structure query, and
+    the coloring they were computed with."""
+
+    matrix: eqx.AbstractVar[SparseMatrixOperator]
+    coloring: eqx.AbstractVar[ColoredPattern]
+
+    @property
+    def values(self) -> Inexact[Array, " nnz"]:
+        """The nonzeros, in the pattern's row-major order."""
+        return self.matrix.values
+
+    def mv(
+        self, vector: PyTree[Inexact[Array, " _b"]]
+    ) -> PyTree[Inexact[Array, " _b"]]:
+        return self.matrix.mv(vector)
+
+    def in_structure(self) -> PyTree[jax.ShapeDtypeStruct]:
+        return self.matrix.in_structure()
+
+    def out_structure(self) -> PyTree[jax.ShapeDtypeStruct]:
+        return self.matrix.out_structure()
+
+
+class SparseJacobianOperator(_NonzerosOperator):
     """The Jacobian of `fn` at `y`, as a sparse Lineax linear operator.
 
     This is the sparse counterpart of `lineax.JacobianLinearOperator(fn, y, args)`.
@@ -453,19 +478,9 @@ class SparseJacobianOperator(lx.AbstractLinearOperator):
         return _from_fields(cls, matrix=matrix, coloring=comp.coloring)
 
     @property
-    def values(self) -> Inexact[Array, " nnz"]:
-        """The nonzeros, in the pattern's row-major order."""
-        return self.matrix.values
-
-    @property
     def pattern(self):
         """The [`asdex.SparsityPattern`][] of the Jacobian."""
         return self.matrix.pattern
-
-    def mv(
-        self, vector: PyTree[Inexact[Array, " _b"]]
-    ) -> PyTree[Inexact[Array, " _b"]]:
-        return self.matrix.mv(vector)
 
     def as_matrix(self) -> Inexact[Array, "m n"]:
         """The dense `(m, n)` matrix. This is the only method that densifies."""
@@ -476,14 +491,8 @@ class SparseJacobianOperator(lx.AbstractLinearOperator):
             return self
         return self.matrix.transpose()
 
-    def in_structure(self) -> PyTree[jax.ShapeDtypeStruct]:
-        return self.matrix.in_structure()
 
-    def out_structure(self) -> PyTree[jax.ShapeDtypeStruct]:
-        return self.matrix.out_structure()
-
-
-class SparseHessianOperator(lx.AbstractLinearOperator):
+class SparseHessianOperator(_NonzerosOperator):
     """The Hessian of a scalar `fn` at `y`, as a sparse symmetric Lineax operator.
 
     The nonzeros are computed once, when the operator is built, by one
@@ -579,19 +588,9 @@ class SparseHessianOperator(lx.AbstractLinearOperator):
         return _from_fields(cls, matrix=matrix, coloring=comp.coloring)
 
     @property
-    def values(self) -> Inexact[Array, " nnz"]:
-        """The nonzeros, in the pattern's row-major order."""
-        return self.matrix.values
-
-    @property
     def pattern(self):
         """The symmetric [`asdex.SparsityPattern`][] of the Hessian."""
         return self.matrix.pattern
-
-    def mv(
-        self, vector: PyTree[Inexact[Array, " _b"]]
-    ) -> PyTree[Inexact[Array, " _b"]]:
-        return self.matrix.mv(vector)
 
     def as_matrix(self) -> Inexact[Array, "n n"]:
         """The dense `(n, n)` matrix. This is the only method that densifies."""
@@ -599,12 +598,6 @@ class SparseHessianOperator(lx.AbstractLinearOperator):
 
     def transpose(self) -> SparseHessianOperator:
         return self
-
-    def in_structure(self) -> PyTree[jax.ShapeDtypeStruct]:
-        return self.matrix.in_structure()
-
-    def out_structure(self) -> PyTree[jax.ShapeDtypeStruct]:
-        return self.matrix.out_structure()
 
 
 # ---------------------------------------------------------------- singledispatch
