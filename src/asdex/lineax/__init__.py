@@ -7,7 +7,8 @@
   matrix-free operators are detected, colored and compressed
   ([`asdex.lineax.sparsify_linear_map`][]).
 - Solvers: [`asdex.lineax.SparseLU`][], [`asdex.lineax.SparseCholesky`][],
-  [`asdex.lineax.SparseNormalEquations`][], [`asdex.lineax.SparseKrylov`][] and
+  [`asdex.lineax.SparseNormalEquations`][], [`asdex.lineax.SparseKrylov`][],
+  [`asdex.lineax.SparseAMG`][] and
   the automatic [`asdex.SparseLinearSolver`][].
 """
 
@@ -23,6 +24,7 @@ from ._operator import (
     pattern_indices as pattern_indices,
 )
 from ._solver import (
+    SparseAMG as SparseAMG,
     SparseCholesky as SparseCholesky,
     SparseKrylov as SparseKrylov,
     SparseLinearSolver as SparseLinearSolver,

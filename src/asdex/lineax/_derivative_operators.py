@@ -442,6 +442,11 @@ class SparseJacobianOperator(_NonzerosOperator):
                 f"`{caller}(fn=...)` must be a function `(y, args) -> out`, got "
                 f"{type(fn).__name__}."
             )
+        if isinstance(y, ColoredPattern):
+            raise TypeError(
+                f"`{caller}(fn, y, args, coloring=...)`: `y` is the point, and got a "
+                "ColoredPattern; pass the coloring by keyword."
+            )
         tags = _tags(tags)
         holomorphic = lineax_holomorphic(y)
         if coloring is None:

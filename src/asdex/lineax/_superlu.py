@@ -33,6 +33,7 @@ import scipy.sparse.linalg as spla
 from jaxtyping import Array, Inexact, Int
 
 from .._pattern import SparsityPattern
+from ._amg import AMGConfig, AMGFactor, NotConverged, amg_failed_before
 from ._banded import BandedLU, band_widths
 from ._ldl import CheckedLDLFactor, LDLFactor, check_pivots
 from ._minnorm import MinNormFactor
@@ -51,7 +52,9 @@ from ._small_structure import solve_in_xla
 # - "minnorm": the minimum-norm least-squares solution `A⁺ b` (or `(Aᵀ)⁺ b`),
 #   robust to rank deficiency (see `_minnorm.py`); the solution has A's input
 #   size (output size when transposed), not the right-hand side's.
-Kind = Literal["lu", "symmetric", "gram_cols", "gram_rows", "minnorm"]
+# - an `AMGConfig`: A itself, by multigrid-preconditioned CG or GMRES (see
+#   `_amg.py`), with a direct factorisation of kind `config.fallback` if given.
+Kind = Literal["lu", "symmetric", "gram_cols", "gram_rows", "minnorm"] | AMGConfig
 
 _SYMMETRIC_OPTIONS = dict(
     permc_spec="MMD_AT_PLUS_A",
@@ -146,6 +149,14 @@ def _matrix(pattern: SparsityPattern, values: np.ndarray) -> sp.csr_array:
 def _factorise(kind: Kind, pattern: SparsityPattern, values: np.ndarray):
     """The factor for `kind` (anything with SuperLU's `solve(b, trans)`); raises
     `RuntimeError` if the matrix is exactly singular."""
+    if isinstance(kind, AMGConfig):
+        fallback = kind.fallback
+        direct = None
+        if fallback is not None:
+            direct = lambda: _factorise(fallback, pattern, values)  # noqa: E731
+            if amg_failed_before((pattern, kind)):
+                return direct()
+        return AMGFactor(pattern, values, kind, direct)
     widths = band_widths(pattern) if kind in ("lu", "symmetric") else None
     if widths is not None:
         # No ordering, no symbolic analysis: LAPACK's banded LU (`_banded.py`).
@@ -195,8 +206,9 @@ def _factorise(kind: Kind, pattern: SparsityPattern, values: np.ndarray):
 
 
 def _warn_failure(kind: Kind, pattern: SparsityPattern, error: Exception) -> None:
+    label = "multigrid" if isinstance(kind, AMGConfig) else repr(kind)
     warnings.warn(
-        f"asdex's sparse {kind!r} solve of a {pattern.shape[0]}×{pattern.shape[1]} "
+        f"asdex's sparse {label} solve of a {pattern.shape[0]}×{pattern.shape[1]} "
         f"matrix failed on the host with {type(error).__name__}: {error}. The "
         "solve returns NaN with a failed `lineax.RESULTS` code.",
         RuntimeWarning,
@@ -233,7 +245,8 @@ def _solve_host(
     arguments axes of size one). Returns `(x, info)`: solutions `(*batch, size)` and
     codes `(*batch,)`, 0 for success and 1 for a singular or non-finite matrix,
     2 when the factorisation failed otherwise (the reason is warned about, since
-    an exception cannot cross `jax.pure_callback` readably).
+    an exception cannot cross `jax.pure_callback` readably), 3 when a multigrid
+    solve did not converge (warned about with the residual it reached).
     `out_size` is the solutions' size when it is not the right-hand sides'
     ("minnorm").
     """
@@ -250,7 +263,7 @@ def _solve_host(
     # "lu" factor is of Aᵀ, so A itself is solved with SuperLU's trans="T".
     if kind == "lu":
         trans = "N" if transpose else "T"
-    elif kind == "minnorm":
+    elif kind == "minnorm" or isinstance(kind, AMGConfig):
         trans = "T" if transpose else "N"
     else:
         trans = "N"  # symmetric matrices
@@ -280,6 +293,9 @@ def _solve_host(
                 sol = factor.solve(
                     np.asfortranarray(b.astype(matrix_values.dtype)), trans
                 )
+        except NotConverged as error:
+            _warn_failure(kind, pattern, error)
+            return nan, 3
         except Exception as error:  # noqa: BLE001 - as above
             _warn_failure(kind, pattern, error)
             return nan, 2
@@ -322,8 +338,8 @@ def superlu_solve(
     derivative rule of its own: Lineax differentiates `linear_solve` itself.
 
     **Returns:** `(x, info)`, with `info` 0 on success, 1 when the matrix is
-    singular or not finite, and 2 when the host solve failed otherwise (then `x`
-    is NaN). `out_size` is the size of `x` when it differs from `rhs`'s.
+    singular or not finite, 2 when the host solve failed otherwise, and 3 when a
+    multigrid solve did not converge (then `x` is NaN). `out_size` is the size of `x` when it differs from `rhs`'s.
     """
     if out_size is None:
         # Tridiagonal and small-block matrices are solved in XLA, with no callback.

@@ -1,3 +1,4 @@
+from .amg import SparseAMG as SparseAMG
 from .auto import SparseLinearSolver as SparseLinearSolver
 from .cholesky import SparseCholesky as SparseCholesky
 from .krylov import (

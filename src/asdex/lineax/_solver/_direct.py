@@ -100,7 +100,11 @@ def direct_compute(
         kind, state.operator.pattern, values, b, transpose=state.transpose
     )
     solution = unravel(x, state.flat_in)
-    result = lx.RESULTS.where(info == 0, lx.RESULTS.successful, lx.RESULTS.singular)
+    # Codes from `_solve_host`: 3 is an iterative solve that did not converge.
+    failed = lx.RESULTS.where(
+        info == 3, lx.RESULTS.max_steps_reached, lx.RESULTS.singular
+    )
+    result = lx.RESULTS.where(info == 0, lx.RESULTS.successful, failed)
     return solution, result, {}
 
 
