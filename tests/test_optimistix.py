@@ -166,9 +166,17 @@ def test_sparse_newton_pytree_bounds_and_results():
     out = fn(sol.value, 3.0)
     assert max(float(jnp.max(jnp.abs(v))) for v in out.values()) < 1e-9
     # `lower` clips the iterates, as in `optx.Newton`.
-    sol = optx.root_find(
-        fn, solver, y0, 3.0, options=dict(lower={"x": 1.2, "z": -jnp.inf}), throw=False
-    )
+    # The bound keeps it from the root, so it stops once it makes no progress.
+    with pytest.warns(RuntimeWarning, match="consecutive steps"):
+        sol = optx.root_find(
+            fn,
+            solver,
+            y0,
+            3.0,
+            options=dict(lower={"x": 1.2, "z": -jnp.inf}),
+            throw=False,
+        )
+    assert sol.result == optx.RESULTS.nonlinear_divergence
     assert float(jnp.min(sol.value["x"])) >= 1.2
     # max_steps and throw.
     sol = optx.root_find(fn, solver, y0, 3.0, max_steps=1, throw=False)
@@ -187,6 +195,36 @@ def test_sparse_newton_pytree_bounds_and_results():
         max_steps=5,
     )
     assert sol.result != optx.RESULTS.successful
+
+
+def test_sparse_newton_stops_at_the_rounding_floor():
+    # |x² − 2| cannot fall below ~1e-16 in float64, so atol = 1e-20 is out of
+    # reach: the solve stops once five steps make no progress, says why, and
+    # does not run to max_steps.
+    def fn(y, args):
+        return y**2 - args
+
+    y0 = jnp.ones(4)
+    solver = aox.SparseNewton(1e-20, 1e-20)
+    with pytest.warns(
+        RuntimeWarning, match=r"for 5 consecutive steps.*atol = 1\.0e-20"
+    ):
+        sol = jax.jit(
+            lambda y: optx.root_find(fn, solver, y, 2.0, max_steps=100, throw=False)
+        )(y0)
+        jax.block_until_ready(sol.value)
+    assert sol.result == optx.RESULTS.nonlinear_divergence
+    assert int(sol.stats["num_steps"]) < 15
+    np.testing.assert_allclose(sol.value, np.sqrt(2.0), rtol=1e-15)
+    # With the test off, it runs to max_steps as Optimistix's Newton does.
+    patient = aox.SparseNewton(1e-20, 1e-20, max_stalled_steps=None)
+    sol = optx.root_find(fn, patient, y0, 2.0, max_steps=30, throw=False)
+    assert sol.result == optx.RESULTS.nonlinear_max_steps_reached
+    # A reachable tolerance is unaffected.
+    sol = optx.root_find(fn, aox.SparseNewton(1e-10, 1e-10), y0, 2.0)
+    assert sol.result == optx.RESULTS.successful
+    with pytest.raises(ValueError, match="max_stalled_steps"):
+        aox.SparseNewton(1e-8, 1e-8, max_stalled_steps=0)
 
 
 # ---------------------------------------------------------------- least squares

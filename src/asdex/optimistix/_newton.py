@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,26 @@ def _small(diffsize: Scalar) -> Bool[Array, ""]:
     return diffsize < resolution
 
 
+# A step that leaves ‖f‖ above this fraction of its smallest value so far makes no
+# progress. Newton's method converging cuts ‖f‖ by far more.
+_PROGRESS = 0.9
+
+
+def _warn_stalled(norm, best, atol, stalled, steps) -> None:
+    warnings.warn(
+        f"asdex.optimistix.SparseNewton stopped after {int(steps)} steps: the "
+        f"residual norm has not fallen below {_PROGRESS}x its smallest value, "
+        f"{float(best):.3e}, for {int(stalled)} consecutive steps, and stays above "
+        f"atol = {float(atol):.1e} (last {float(norm):.3e}). If that is the "
+        "floor rounding leaves in the residual at this problem's scale, loosen "
+        "atol above it or rescale the equations; otherwise the iteration is stuck "
+        "(at a bound from `options`, at a singular Jacobian, or too far from a "
+        "root). The result is reported as `optimistix.RESULTS.nonlinear_divergence`.",
+        RuntimeWarning,
+        stacklevel=1,
+    )
+
+
 class _SparseNewtonState(eqx.Module):
     f: PyTree[Array] | None
     compression: Compression
@@ -42,6 +63,8 @@ class _SparseNewtonState(eqx.Module):
     diffsize_prev: Scalar
     result: optx.RESULTS
     step: Scalar
+    best_norm: Scalar  # the smallest ‖f‖ seen
+    stalled: Scalar  # consecutive steps without progress below `best_norm`
 
 
 class SparseNewton(optx.AbstractRootFinder):
@@ -83,6 +106,7 @@ class SparseNewton(optx.AbstractRootFinder):
     kappa: float
     linear_solver: lx.AbstractLinearSolver
     cauchy_termination: bool
+    max_stalled_steps: int | None
     compression: Compression | None
 
     def __init__(
@@ -94,6 +118,7 @@ class SparseNewton(optx.AbstractRootFinder):
         linear_solver: lx.AbstractLinearSolver = DEFAULT_LINEAR_SOLVER,
         cauchy_termination: bool = True,
         coloring: ColoredPattern | None = None,
+        max_stalled_steps: int | None = 5,
     ):
         """**Arguments:**
 
@@ -108,7 +133,21 @@ class SparseNewton(optx.AbstractRootFinder):
             of Hairer & Wanner, which also detects divergence.
         - `coloring`: an [`asdex.ColoredPattern`][] of the Jacobian of `fn` with
             respect to `y`, or `None` to detect it at trace time.
+        - `max_stalled_steps`: stop, reporting
+            `optimistix.RESULTS.nonlinear_divergence` and warning with the residual
+            reached, after this many consecutive steps that do not bring `‖f‖`
+            below 0.9x its smallest value so far: typically `atol` below the
+            floor that rounding leaves in `f` (on the 1000² Bratu problem, 1.4e-10
+            against `atol=1e-10`). `None` runs to `max_steps`.
         """
+        if max_stalled_steps is not None and not (
+            isinstance(max_stalled_steps, int) and max_stalled_steps >= 1
+        ):
+            raise ValueError(
+                "`SparseNewton(max_stalled_steps=...)` must be a positive integer or "
+                f"None, got {max_stalled_steps!r}."
+            )
+        self.max_stalled_steps = max_stalled_steps
         self.rtol = rtol
         self.atol = atol
         self.norm = norm
@@ -152,6 +191,8 @@ class SparseNewton(optx.AbstractRootFinder):
             diffsize_prev=jnp.array(1.0, dtype=dtype),
             result=optx.RESULTS.successful,
             step=jnp.array(0),
+            best_norm=jnp.array(jnp.inf, dtype=dtype),
+            stalled=jnp.array(0),
         )
 
     def step(
@@ -175,6 +216,8 @@ class SparseNewton(optx.AbstractRootFinder):
             frozenset(tags),
         )
         sol = lx.linear_solve(jac, fx, self.linear_solver, throw=False)
+        f_norm = jnp.asarray(self.norm(fx), dtype=state.best_norm.dtype)
+        progress = f_norm < _PROGRESS * state.best_norm
         diff = sol.value
         new_y = jtu.tree_map(lambda a, b: a - b, y, diff)
         if lower is not None:
@@ -194,8 +237,15 @@ class SparseNewton(optx.AbstractRootFinder):
             diffsize_prev=state.diffsize,
             result=optx.RESULTS.promote(sol.result),
             step=state.step + 1,
+            best_norm=jnp.minimum(state.best_norm, f_norm),
+            stalled=jnp.where(progress, 0, state.stalled + 1),
         )
         return new_y, new_state, aux
+
+    def _is_stalled(self, state: _SparseNewtonState) -> Bool[Array, ""]:
+        if self.max_stalled_steps is None:
+            return jnp.array(False)
+        return state.stalled >= self.max_stalled_steps
 
     def terminate(
         self,
@@ -230,9 +280,13 @@ class SparseNewton(optx.AbstractRootFinder):
                 optx.RESULTS.nonlinear_divergence,
                 optx.RESULTS.successful,
             )
+        stalled = self._is_stalled(state) & jnp.invert(terminate)
+        terminate_result = optx.RESULTS.where(
+            stalled, optx.RESULTS.nonlinear_divergence, terminate_result
+        )
         failed = state.result != optx.RESULTS.successful
         result = optx.RESULTS.where(failed, state.result, terminate_result)
-        return failed | terminate, result
+        return failed | terminate | stalled, result
 
     def postprocess(
         self,
@@ -245,4 +299,19 @@ class SparseNewton(optx.AbstractRootFinder):
         tags: frozenset[object],
         result: optx.RESULTS,
     ):
+        if self.max_stalled_steps is not None:
+            # Say why, with the floor reached: the result code alone reads
+            # "Nonlinear solve diverged.".
+            jax.lax.cond(
+                self._is_stalled(state) & (result == optx.RESULTS.nonlinear_divergence),
+                lambda: jax.debug.callback(
+                    _warn_stalled,
+                    self.norm(state.f) if state.f is not None else state.best_norm,
+                    state.best_norm,
+                    self.atol,
+                    state.stalled,
+                    state.step,
+                ),
+                lambda: None,
+            )
         return y, aux, {}
