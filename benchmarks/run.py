@@ -7,7 +7,7 @@ Run with `uv run --group benchmark python benchmarks/run.py` (about 8 minutes on
 - `--quick`: tiny sizes and a few cases of each benchmark, in seconds; a smoke run.
 - `--out DIR`: write the figures, `results.json`, `log.txt` and the report
   (`DIR/report.md`, or `--report FILE`) to DIR instead, leaving the docs alone.
-- `--sections`: which parts to run (default: all but `linear`):
+- `--sections`: which parts to run (default: all but `linear` and `scale`):
     - `scaling` (`benchmarks/scaling.py`): time against n for dense AD, asdex and
       sparsejac; the figures and the crossover sizes;
     - `jacobians` (`benchmarks/jacobians.py`): sparse Jacobians and Hessians at
@@ -17,7 +17,10 @@ Run with `uv run --group benchmark python benchmarks/run.py` (about 8 minutes on
     - `solvers` (`benchmarks/solvers.py`): sparse Newton, Levenberg–Marquardt and
       Newton minimisation against their targets;
     - `linear` (`benchmarks/linear_solvers.py`): sparse direct solves against
-      scipy's SuperLU called directly (no targets).
+      scipy's SuperLU called directly (no targets);
+    - `scale` (`benchmarks/large_solves.py`): million-unknown Newton solves
+      against their targets, one linear solve against scipy and pyamg, and the
+      fill-reducing orderings (about six minutes more).
 - `--no-sparsejac`: leave sparsejac out even where it is installed.
 - `--max-n N`: end the `scaling` section's grid at n = N.
 - `--from-json FILE`: redraw the report from a `results.json`, measuring nothing.
@@ -55,8 +58,8 @@ import scaling  # noqa: E402
 ROOT = os.path.dirname(HERE)
 DEFAULT_OUT = os.path.join(ROOT, "docs", "benchmarks")
 DEFAULT_REPORT = os.path.join(ROOT, "docs", "benchmarks.md")
-SECTIONS = ("scaling", "jacobians", "detection", "solvers", "linear")
-DEFAULT_SECTIONS = SECTIONS[:-1]
+SECTIONS = ("scaling", "jacobians", "detection", "solvers", "linear", "scale")
+DEFAULT_SECTIONS = SECTIONS[:-2]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,6 +282,25 @@ def run_linear(progress: Progress, quick: bool) -> list[dict]:
     return rows
 
 
+def run_scale(progress: Progress, quick: bool) -> dict:
+    large = _import("large_solves")
+    rows = []
+    for name in large.CASES:
+        with progress.step(f"large Newton solve: {name}") as note:
+            r = large.run(name, quick, spsolve_limit=120.0)
+            rows.append(r)
+            note["summary"] = (
+                f"{r['total_s']:.1f} s, {r['peak_gb']:.2f} GB, target "
+                f"{'met' if r['pass'] else 'MISSED'}"
+            )
+    result = {"cases": rows, "slope": large.slope(rows)}
+    with progress.step("fill-reducing orderings") as note:
+        sizes = large.QUICK_ORDERING_SIZES if quick else large.ORDERING_SIZES
+        result["orderings"] = large.orderings(sizes)
+        note["summary"] = f"{len(sizes)} grids"
+    return result
+
+
 # --------------------------------------------------------------------- report
 
 
@@ -441,9 +463,26 @@ def render(data: dict, out: str, report: str) -> str:
             "`benchmarks/linear_solvers.py`: the 2-D Laplacian, times in seconds.",
             linear.table(lin) if lin else "(no size ran)",
         )
+    big = data.get("scale")
+    if big is not None:
+        large = _import("large_solves")
+        body = large.table(big["cases"], quick) if big["cases"] else "(no case ran)"
+        if big.get("slope") is not None:
+            body += (
+                "\n\nLog–log slope of the whole solve's time against the unknowns, "
+                f"2-D: {big['slope']:.2f}."
+            )
+        if big.get("orderings"):
+            body += "\n\n" + large.orderings_table(big["orderings"])
+        md += _section(
+            "Million-unknown Newton solves",
+            "`benchmarks/large_solves.py`, each case in a fresh process; times "
+            "include detection, coloring and compilation.",
+            body,
+        )
     notes = list(data.get("skipped", []))
     notes += [f"{f['step']}: failed, {f['error']}" for f in data.get("failures", [])]
-    not_run = [s for s in SECTIONS if data.get(s) is None and s != "linear"]
+    not_run = [s for s in DEFAULT_SECTIONS if data.get(s) is None]
     if not_run:
         notes.append(f"Not run: {', '.join(not_run)}.")
     if notes:
@@ -516,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
     if "linear" in sections:
         linear = _import("linear_solvers")
         total += len(linear.QUICK_SIZES if args.quick else linear.SIZES)
+    if "scale" in sections:
+        total += len(_import("large_solves").CASES) + 1
 
     import jax
 
@@ -547,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
             data["solvers"] = run_solvers(progress, config, args.quick)
         if "linear" in sections:
             data["linear"] = run_linear(progress, args.quick)
+        if "scale" in sections:
+            data["scale"] = run_scale(progress, args.quick)
     finally:
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "log.txt"), "w") as f:

@@ -45,6 +45,23 @@ def bratu_residual(u, lam):
     return -laplacian - lam * jnp.exp(u)
 
 
+def bratu3d_residual(u, lam):
+    """The 3-D problem on an N × N × N interior grid: 7-point Laplacian."""
+    n = u.shape[0]
+    h = 1.0 / (n + 1)
+    w = jnp.pad(u, 1)
+    inner = w[1:-1, 1:-1, 1:-1]
+    neighbours = (
+        w[2:, 1:-1, 1:-1]
+        + w[:-2, 1:-1, 1:-1]
+        + w[1:-1, 2:, 1:-1]
+        + w[1:-1, :-2, 1:-1]
+        + w[1:-1, 1:-1, 2:]
+        + w[1:-1, 1:-1, :-2]
+    )
+    return -(neighbours - 6 * inner) / h**2 - lam * jnp.exp(u)
+
+
 def solve_drop_in(u0, lam, rtol=1e-8, atol=1e-8):
     """Stock `optx.Newton`, with asdex's sparse linear solver as a drop-in."""
     solver = optx.Newton(rtol=rtol, atol=atol, linear_solver=asdex.SparseLinearSolver())
