@@ -158,13 +158,30 @@ def test_the_hierarchy_is_reused_for_a_new_matrix_on_the_pattern(rng):
     assert rebuilt is not hierarchy
 
 
+def test_one_matrix_builds_one_hierarchy_for_all_its_solves(rng, monkeypatch):
+    builds = []
+    build = _amg._build
+    monkeypatch.setattr(_amg, "_build", lambda *a: builds.append(1) or build(*a))
+    matrix = laplacian(20)
+    operator = as_operator(matrix, lx.positive_semidefinite_tag)
+    bs = jnp.asarray(rng.normal(size=(4, matrix.shape[0])))
+    solver = SparseAMG(reuse=False)
+    solve = jax.vmap(lambda b: lx.linear_solve(operator, b, solver).value)
+    xs = solve(bs)
+    assert len(builds) == 1
+    for x, b in zip(xs, bs, strict=True):
+        np.testing.assert_allclose(
+            x, spla.spsolve(matrix.tocsc(), np.asarray(b)), rtol=1e-8, atol=1e-10
+        )
+
+
 def test_no_convergence_is_reported_with_its_residual(rng):
     matrix = laplacian(40)
     b = jnp.asarray(rng.normal(size=matrix.shape[0]))
     operator = as_operator(matrix, lx.positive_semidefinite_tag)
     solver = SparseAMG(rtol=1e-14, max_steps=1)
     with pytest.warns(
-        RuntimeWarning, match=r"did not converge in 1 steps: max \|b - A x\| = "
+        RuntimeWarning, match=r"did not converge in 1 iteration: max \|b - A x\| = "
     ):
         solution = jax.jit(lambda op, b: lx.linear_solve(op, b, solver, throw=False))(
             operator, b

@@ -62,8 +62,9 @@ class NotConverged(RuntimeError):
 
     def __init__(self, residual: float, steps: int):
         super().__init__(
-            f"the multigrid-preconditioned Krylov solve did not converge in {steps} "
-            f"steps: max |b - A x| = {residual:.3e}"
+            "the multigrid-preconditioned Krylov solve did not converge in "
+            f"{steps} iteration{'' if steps == 1 else 's'}: max |b - A x| = "
+            f"{residual:.3e}"
         )
         self.residual = residual
 
@@ -134,6 +135,9 @@ class AMGFactor:
         self._config = config
         self._direct = direct
         self._direct_factor = None
+        # The hierarchy that solved with this matrix (per `trans`): later solves
+        # with it (more right-hand sides, a transposed solve) start from it.
+        self._own: dict[str, _Hierarchy] = {}
         self.shape = pattern.shape
 
     def _key(self, trans: str):
@@ -213,7 +217,7 @@ class AMGFactor:
             if (trans == "T" and self._config.krylov != "cg")
             else self._a
         )
-        hierarchy = self._hierarchy(matrix, trans, fresh=False)
+        hierarchy = self._own.get(trans) or self._hierarchy(matrix, trans, fresh=False)
         reused = hierarchy.steps is not None
         x, ok, steps = self._krylov(matrix, b, hierarchy)
         if ok:
@@ -222,6 +226,7 @@ class AMGFactor:
             elif steps > _STALE_FACTOR * hierarchy.steps + 2:
                 with _lock:  # converged, slowly: rebuild for the next matrix
                     _hierarchies.pop(self._key(trans), None)
+            self._own[trans] = hierarchy
             return x
         if reused:
             # A stale hierarchy: rebuild it from this matrix and try once more.
@@ -229,6 +234,7 @@ class AMGFactor:
             x, ok, steps = self._krylov(matrix, b, hierarchy)
             if ok:
                 hierarchy.steps = steps
+                self._own[trans] = hierarchy
                 return x
         residual = float(np.max(np.abs(b - matrix @ x), initial=0.0))
         raise NotConverged(residual, steps)

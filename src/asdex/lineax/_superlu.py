@@ -339,7 +339,8 @@ def superlu_solve(
 
     **Returns:** `(x, info)`, with `info` 0 on success, 1 when the matrix is
     singular or not finite, 2 when the host solve failed otherwise, and 3 when a
-    multigrid solve did not converge (then `x` is NaN). `out_size` is the size of `x` when it differs from `rhs`'s.
+    multigrid solve did not converge (then `x` is NaN). `out_size` is the size of
+    `x` when it differs from `rhs`'s.
     """
     if out_size is None:
         # Tridiagonal and small-block matrices are solved in XLA, with no callback.
