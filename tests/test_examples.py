@@ -15,7 +15,12 @@ from helpers import load_script
 def examples():
     return {
         name: load_script(f"examples/{name}.py")
-        for name in ("bratu_newton", "curve_fitting", "newton_minimise")
+        for name in (
+            "bratu_newton",
+            "bundle_adjustment",
+            "curve_fitting",
+            "newton_minimise",
+        )
     }
 
 
@@ -44,6 +49,42 @@ def test_newton_minimise(examples):
     assert out["num_colors"] == 3  # star, the default Hessian coloring
     out = examples["newton_minimise"].main(["--n", "20", "--start", "classic"])
     assert out["gradient_norm"] <= 1e-8
+
+
+def test_bundle_adjustment_reaches_scipys_cost(examples):
+    from scipy.optimize import least_squares
+
+    ba = examples["bundle_adjustment"]
+    out = ba.main(["--cameras", "6", "--points", "60", "--observations", "240"])
+    assert out["num_colors"] == 12  # 9 camera + 3 point parameters per row
+    # The oracle: scipy's trust-region least squares from the same start.
+    problem = ba.make_problem(6, 60, 240)
+
+    def fun(x):
+        cams, pts = x[:54].reshape(6, 9), x[54:].reshape(60, 3)
+        projected = ba.project(cams, pts, problem.cam_idx, problem.pt_idx, xp=np)
+        return (projected - problem.observed).ravel()
+
+    reference = least_squares(fun, problem.x0, ftol=1e-12, xtol=1e-12, gtol=1e-12)
+    assert abs(out["cost"] - reference.cost) <= 1e-6 * reference.cost
+    assert out["cost"] < 0.5 * ba.cost(problem, problem.y0)
+    with pytest.raises(ValueError, match="observations"):
+        ba.make_problem(2, 10, 5)
+
+
+@pytest.mark.benchmark
+def test_large_solve_and_bundle_benchmarks_quick(capsys):
+    large = load_script("benchmarks/large_solves.py")
+    result = large.main(["--quick", "--cases", "bratu1000"])
+    assert result["cases"][0]["residual"] <= 1e-8
+    assert result["cases"][0]["linear_solver"] == "SparseAMG"
+    bundle = load_script("benchmarks/bundle_adjustment.py")
+    (row,) = bundle.main(["--quick"])
+    assert (
+        abs(row["dedicated"]["cost"] - row["scipy"]["cost"])
+        <= 1e-6 * row["scipy"]["cost"]
+    )
+    assert "| size" in capsys.readouterr().out
 
 
 @pytest.mark.benchmark
