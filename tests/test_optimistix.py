@@ -5,6 +5,8 @@ with a dense derivative), and the result codes, `throw` and `max_steps` keep
 Optimistix's conventions.
 """
 
+import warnings
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -220,9 +222,15 @@ def test_sparse_newton_stops_at_the_rounding_floor():
     patient = aox.SparseNewton(1e-20, 1e-20, max_stalled_steps=None)
     sol = optx.root_find(fn, patient, y0, 2.0, max_steps=30, throw=False)
     assert sol.result == optx.RESULTS.nonlinear_max_steps_reached
-    # A reachable tolerance is unaffected.
-    sol = optx.root_find(fn, aox.SparseNewton(1e-10, 1e-10), y0, 2.0)
+    # A reachable tolerance is unaffected, and warns of nothing, under vmap too.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = optx.root_find(fn, aox.SparseNewton(1e-10, 1e-10), y0, 2.0)
+        batched = jax.vmap(
+            lambda y: optx.root_find(fn, aox.SparseNewton(1e-10, 1e-10), y, 2.0).value
+        )(jnp.stack([y0, 3 * y0]))
     assert sol.result == optx.RESULTS.successful
+    np.testing.assert_allclose(batched, np.sqrt(2.0), rtol=1e-12)
     with pytest.raises(ValueError, match="max_stalled_steps"):
         aox.SparseNewton(1e-8, 1e-8, max_stalled_steps=0)
 

@@ -40,7 +40,9 @@ def _small(diffsize: Scalar) -> Bool[Array, ""]:
 _PROGRESS = 0.9
 
 
-def _warn_stalled(norm, best, atol, stalled, steps) -> None:
+def _warn_stalled(is_stalled, norm, best, atol, stalled, steps) -> None:
+    if not bool(is_stalled):
+        return
     warnings.warn(
         f"asdex.optimistix.SparseNewton stopped after {int(steps)} steps: the "
         f"residual norm has not fallen below {_PROGRESS}x its smallest value, "
@@ -301,17 +303,15 @@ class SparseNewton(optx.AbstractRootFinder):
     ):
         if self.max_stalled_steps is not None:
             # Say why, with the floor reached: the result code alone reads
-            # "Nonlinear solve diverged.".
-            jax.lax.cond(
+            # "Nonlinear solve diverged.". The test is inside the callback: under
+            # `vmap`, a `lax.cond` around it would run it for every element.
+            jax.debug.callback(
+                _warn_stalled,
                 self._is_stalled(state) & (result == optx.RESULTS.nonlinear_divergence),
-                lambda: jax.debug.callback(
-                    _warn_stalled,
-                    self.norm(state.f) if state.f is not None else state.best_norm,
-                    state.best_norm,
-                    self.atol,
-                    state.stalled,
-                    state.step,
-                ),
-                lambda: None,
+                self.norm(state.f) if state.f is not None else state.best_norm,
+                state.best_norm,
+                self.atol,
+                state.stalled,
+                state.step,
             )
         return y, aux, {}
