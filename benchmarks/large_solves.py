@@ -18,7 +18,8 @@ definite, under `eqx.filter_jit`, compilation included. Its default linear solve
 size at the end of the solve.
 
 Then, on the Jacobian at the solution, one linear solve `J x = 1` by each of:
-asdex's `SparseAMG` under `jit` (hierarchy built from scratch), pyamg called
+asdex's `SparseAMG` under `jit` (compiled first; the hierarchy built in the
+timed call), pyamg called
 directly (`ruge_stuben_solver` plus its CG, to the same 1e-10), and scipy's
 `spsolve` (SuperLU), the last in a child process stopped after `--spsolve-limit`
 seconds, since its fill grows fast on 3-D grids.
@@ -54,7 +55,16 @@ TARGETS = {
 
 
 def _peak_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
+    """This process's peak resident set size, in GB.
+
+    `VmHWM`, not `getrusage`: Linux carries `ru_maxrss` across `exec`, so a case
+    started from a large parent (`benchmarks/run.py`) would report the parent's.
+    """
+    with open(f"/proc/{os.getpid()}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) * 1024 / 1e9
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # not Linux
 
 
 def run_case(dims: int, side: int, spsolve_limit: float) -> dict:
@@ -123,6 +133,9 @@ def run_case(dims: int, side: int, spsolve_limit: float) -> dict:
         lambda op, b: lx.linear_solve(op, b, asdex.lineax.SparseAMG(reuse=False))
     )
     jax.block_until_ready(amg_solve(operator, jnp.asarray(b)).value)  # compile
+    # Forget the factor and hierarchy of that call: the timed one builds its own.
+    asdex.lineax._superlu.factor_cache.clear()
+    asdex.lineax._amg.clear()
     start = time.perf_counter()
     x = amg_solve(operator, jnp.asarray(b)).value
     jax.block_until_ready(x)
