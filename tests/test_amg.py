@@ -120,7 +120,7 @@ def test_vmap_over_matrices_and_right_hand_sides(rng):
     matrix = laplacian(20)
     operator = as_operator(matrix, lx.positive_semidefinite_tag)
     shifts = jnp.asarray([0.0, 1.0, 3.0])
-    diagonal = jnp.asarray(operator.pattern.rows == operator.pattern.cols)
+    diagonal = jnp.asarray(operator.pattern.rows == operator.pattern.cols, jnp.float64)
     bs = jnp.asarray(rng.normal(size=(3, matrix.shape[0])))
 
     def solve(shift, b):

@@ -413,3 +413,18 @@ def test_no_dense_matrix_anywhere(make_solver):
     assert _max_array_size(jaxpr) >= n * n
     u = jax.jit(solve)(jnp.zeros(n))  # `throw=True`: raises unless converged
     assert float(jnp.max(jnp.abs(bratu_1d(u, 1.0)))) < 1e-9
+
+
+def test_a_coloring_in_place_of_the_point_is_named():
+    def fn(y, args):
+        return y[1:] - y[:-1] ** 2
+
+    y = jnp.ones(5)
+    coloring = asdex.jacobian_coloring(fn, y, None)
+    with pytest.raises(
+        TypeError, match="`y` is the point.*pass the coloring by keyword"
+    ):
+        asdex.SparseJacobianOperator(fn, coloring, None)
+    hessian = asdex.hessian_coloring(lambda y, a: jnp.sum(fn(y, a) ** 2), y, None)
+    with pytest.raises(TypeError, match="`y` is the point"):
+        asdex.SparseHessianOperator(lambda y, a: jnp.sum(y**2), hessian, None)

@@ -369,6 +369,16 @@ class _NonzerosOperator(lx.AbstractLinearOperator):
         return self.matrix.out_structure()
 
 
+def _refuse_coloring_as_point(caller: str, y) -> None:
+    """A coloring passed where the point goes (`(fn, coloring, y)`, the order of
+    `asdex.jacobian_from_coloring`) would fail later with a bare JAX type error."""
+    if isinstance(y, ColoredPattern):
+        raise TypeError(
+            f"`{caller}(fn, y, args, coloring=...)`: `y` is the point, and got a "
+            "ColoredPattern; pass the coloring by keyword."
+        )
+
+
 class SparseJacobianOperator(_NonzerosOperator):
     """The Jacobian of `fn` at `y`, as a sparse Lineax linear operator.
 
@@ -442,11 +452,7 @@ class SparseJacobianOperator(_NonzerosOperator):
                 f"`{caller}(fn=...)` must be a function `(y, args) -> out`, got "
                 f"{type(fn).__name__}."
             )
-        if isinstance(y, ColoredPattern):
-            raise TypeError(
-                f"`{caller}(fn, y, args, coloring=...)`: `y` is the point, and got a "
-                "ColoredPattern; pass the coloring by keyword."
-            )
+        _refuse_coloring_as_point(caller, y)
         tags = _tags(tags)
         holomorphic = lineax_holomorphic(y)
         if coloring is None:
@@ -554,6 +560,7 @@ class SparseHessianOperator(_NonzerosOperator):
                 f"`{caller}(fn=...)` must be a scalar function `(y, args) -> value`, "
                 f"got {type(fn).__name__}."
             )
+        _refuse_coloring_as_point(caller, y)
         with explain_traced_control_flow(caller, "fn"):
             out_struct = eqx.filter_eval_shape(fn, y, args)
         leaves = jax.tree.leaves(out_struct)
