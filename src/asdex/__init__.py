@@ -24,6 +24,7 @@ from ._colored import (
 )
 from ._function import SparseFunction as SparseFunction
 from ._pattern import SparsityPattern as SparsityPattern
+from ._sharding import ProductSharding as ProductSharding
 from ._spy import spy as spy
 from ._version import __version__ as __version__
 from .ad import (

@@ -7,9 +7,11 @@ import warnings
 from typing import Literal
 
 import numpy as np
+from jax.sharding import Mesh
 
 from ._display import braille, side_by_side
 from ._pattern import SparsityPattern
+from ._sharding import ProductSharding, product_sharding
 from .coloring import (
     AbstractColoringResult,
     AcyclicColoringResult,
@@ -111,8 +113,9 @@ class ColoredPattern:
     # `asdex.ad._layout.check_coloring_samples`). `_point`: for a local pattern,
     # the leaves of the sample arguments it holds at (`None` for leaves that are
     # not arrays), which sparse derivatives built from it check every call
-    # against. Neither is part of equality or hash.
-    __slots__ = ("_result", "_mode", "_hash", "_samples", "_point")
+    # against. Neither is part of equality or hash. `_sharding`: the devices the
+    # products are spread over (see `shard`), part of equality and hash.
+    __slots__ = ("_result", "_mode", "_hash", "_samples", "_point", "_sharding")
 
     def __init__(self, result: AbstractColoringResult):
         mode = _MODES.get(type(result))
@@ -127,6 +130,7 @@ class ColoredPattern:
         self._hash = None
         self._samples = None
         self._point = None
+        self._sharding: ProductSharding | None = None
 
     # ---------------------------------------------------------------- properties
 
@@ -198,6 +202,51 @@ class ColoredPattern:
             return n > 0 and self.num_colors >= n
         return min(m, n) > 0 and self.num_colors >= min(m, n)
 
+    @property
+    def sharding(self) -> ProductSharding | None:
+        """The devices the products are spread over (see `shard`), or `None`."""
+        return self._sharding
+
+    def shard(self, mesh: Mesh | None, axis: str | tuple[str, ...] | None = None):
+        """This coloring, with its products spread over the devices of `mesh`.
+
+        The products (colors) are independent, so each device computes those of
+        its own block of colors, from its own linearization of the function (each
+        device evaluates the function once). The nonzeros are then read out where
+        the products lie, and come back sharded over the same devices, in the
+        pattern's order: no device ever holds all the products. An acyclic
+        Hessian coloring is the exception: its decompression solves for entries
+        across colors, so there every device gathers the products (the default
+        star coloring, `mode="star"`, avoids it). On a mesh of explicit axes
+        (the default of `jax.make_mesh`) the nonzeros come back replicated. See
+        [how to spread the work over several devices](../howto/scaling_out.md).
+
+        Every derivative, operator and solver built from the returned coloring
+        runs this way, inside `jax.jit` and `jax.vmap` too (through
+        `jax.shard_map`). The function's arguments are used as they are on every
+        device: for batches of independent problems, shard the batch instead,
+        with `jax.vmap` over arguments sharded along it.
+
+        **Arguments:**
+
+        - `mesh`: a `jax.sharding.Mesh`, such as
+          `jax.make_mesh((jax.device_count(),), ("colors",))`; `None` returns the
+          coloring unsharded.
+        - `axis`: the mesh axis (or tuple of axes) to spread the products over;
+          `None` (the default) for all of them.
+
+        **Returns:**
+
+        A `ColoredPattern` equal to this one except for its sharding; its
+        `sharding` is an [`asdex.ProductSharding`][].
+        """
+        sharding = product_sharding(mesh, axis, "ColoredPattern.shard")
+        out = ColoredPattern(self._result)
+        out._samples = self._samples
+        out._point = self._point
+        out._sharding = sharding
+        return out
+
     def compressed_patterns(self) -> tuple[SparsityPattern, ...]:
         """The patterns of the compressed matrices: what the products fill in.
 
@@ -236,8 +285,12 @@ class ColoredPattern:
             "star": "HVP, star",
             "acyclic": "HVP, acyclic",
         }[self._mode]
+        sharded = ""
+        if self._sharding is not None:
+            sharded = f", over {_plural(self._sharding.size, 'device')}"
         header = (
-            f"ColoredPattern({self.pattern._header()}, {kind}, {_plural(c, 'color')})"
+            f"ColoredPattern({self.pattern._header()}, {kind}, "
+            f"{_plural(c, 'color')}{sharded})"
         )
         if self._mode in ("star", "acyclic"):
             cost = _plural(c, "HVP")
@@ -281,7 +334,7 @@ class ColoredPattern:
 
     def __hash__(self) -> int:
         if self._hash is None:
-            self._hash = hash(self._digest())
+            self._hash = hash((self._digest(), self._sharding))
         return self._hash
 
     def __eq__(self, other) -> bool:
@@ -289,7 +342,9 @@ class ColoredPattern:
             return NotImplemented
         if self is other:
             return True
-        if self._mode != other._mode or self.pattern != other.pattern:
+        if self._mode != other._mode or self._sharding != other._sharding:
+            return False
+        if self.pattern != other.pattern:
             return False
         a, b = self.colors, other.colors
         a = a if isinstance(a, tuple) else (a,)
@@ -297,6 +352,12 @@ class ColoredPattern:
         return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
     def __getstate__(self):
+        if self._sharding is not None:
+            raise TypeError(
+                "A sharded `ColoredPattern` holds devices, which cannot be pickled. "
+                "Pickle `coloring.shard(None)` and call `.shard(mesh)` again after "
+                "loading it."
+            )
         return {"result": self._result}
 
     def __setstate__(self, state):

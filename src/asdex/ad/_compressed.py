@@ -46,6 +46,7 @@ import numpy as np
 from jaxtyping import Array
 
 from .._colored import ColoredPattern
+from .._sharding import ProductSharding
 from ._host_substitution import HostPlan, solve_on_host
 from ._layout import Layout, ravel_stacked
 from ._programs import in_own_program
@@ -86,7 +87,10 @@ class DecompressionPlan(NamedTuple):
     - `num_slots`: the length of that concatenation, `m * c_fwd + c_rev * n`.
     - `direct`: whether every nonzero is a slot of its own (no substitution, no
       slot shared by two nonzeros). Then a slot holds one nonzero or a structural
-      zero, and the products can be scattered into place without a gather.
+      zero, and the products can be scattered into place without a gather. Never
+      for a sharded coloring, whose products are decompressed where they lie
+      (see `_sharded.py`).
+    - `sharding`: the coloring's `ProductSharding`, or `None`.
     """
 
     kind: str
@@ -99,6 +103,7 @@ class DecompressionPlan(NamedTuple):
     col_colors: np.ndarray | None
     row_colors: np.ndarray | None
     plan: eqx.Module | None
+    sharding: ProductSharding | None
 
     @classmethod
     def of(cls, coloring: ColoredPattern) -> DecompressionPlan:
@@ -132,8 +137,13 @@ class DecompressionPlan(NamedTuple):
                 rhs = _to_color_major(np.asarray(plan.rhs_index), n, c)
                 plan = eqx.tree_at(lambda p: p.rhs_index, plan, rhs)
         num_slots = m * num_fwd + num_rev * n if kind != "acyclic" else n * num_fwd
-        direct = plan is None and (
-            index.size == 0 or bool(np.bincount(index, minlength=num_slots).max() <= 1)
+        direct = (
+            plan is None
+            and coloring.sharding is None
+            and (
+                index.size == 0
+                or bool(np.bincount(index, minlength=num_slots).max() <= 1)
+            )
         )
         return cls(
             kind,
@@ -146,6 +156,7 @@ class DecompressionPlan(NamedTuple):
             col_colors,
             row_colors,
             plan,
+            coloring.sharding,
         )
 
 
@@ -198,6 +209,8 @@ class Decompression(eqx.Module):
       `_host_substitution.py`), else `None`: also for plans of at most
       `_HOST_FROM_BLOCKS - 1` blocks, which XLA compiles as fast and runs faster.
     - `true`: the constant `True` as an array (see `_decompress_unfused`).
+    - `sharded`: for a sharded coloring, where its products and nonzeros lie on
+      the devices (see `_sharded.py`), else `None`.
     """
 
     kind: str = eqx.field(static=True)
@@ -213,6 +226,7 @@ class Decompression(eqx.Module):
     has_pred: Array | None
     true: Array
     host_colors: HostColors = eqx.field(static=True)
+    sharded: eqx.Module | None
 
     def __init__(self, plan: DecompressionPlan):
         self.kind = plan.kind
@@ -234,6 +248,11 @@ class Decompression(eqx.Module):
         )
         self.true = jnp.asarray(True)
         self.host_colors = HostColors(plan.col_colors, plan.row_colors)
+        self.sharded = None
+        if plan.sharding is not None:
+            from ._sharded import ShardedPlan  # it builds on this module
+
+            self.sharded = ShardedPlan(plan, plan.sharding)
 
     def concatenate(self, B_fwd: Array | None, B_rev: Array | None) -> Array:
         """The `(num_slots,)` vector of all products, color-major."""
@@ -332,14 +351,16 @@ def _decompress_unfused(flat: Array, dec: Decompression) -> Array:
 _UNROLL = 8
 
 
-def _products(fn: Callable, count: int, chunk_size: int | None) -> Array:
-    """`(count, size)`: the products `fn(k)` for `k < count`, each flattened, by
-    rows; vectorised, `chunk_size` at a time.
+def _products(
+    fn: Callable, count: int, chunk_size: int | None, first: Array | int = 0
+) -> Array:
+    """`(count, size)`: the products `fn(first + k)` for `k < count`, each
+    flattened, by rows; vectorised, `chunk_size` at a time.
 
     `fn(k)` returns a list of arrays, the product's leaves in their own shapes: they
     are stacked as they are and flattened afterwards (see `ravel_stacked`).
     """
-    ks = jnp.arange(count, dtype=jnp.int32)
+    ks = first + jnp.arange(count, dtype=jnp.int32)
     if chunk_size is not None and chunk_size < count:
         return ravel_stacked(jax.lax.map(fn, ks, batch_size=chunk_size))
 
@@ -347,7 +368,7 @@ def _products(fn: Callable, count: int, chunk_size: int | None) -> Array:
         return jax.vmap(fn)(ks)
 
     def unrolled():
-        products = [fn(k) for k in range(count)]
+        products = [fn(first + k) for k in range(count)]
         return [jnp.stack(leaves) for leaves in zip(*products, strict=True)]
 
     def sequential():

@@ -94,6 +94,11 @@ class AbstractOutputFormat(eqx.Module):
         """Inside the compiled program: arrays from the concatenated products."""
 
     @abc.abstractmethod
+    def from_nonzeros(self, values: Array):
+        """As `assemble`, from the nonzeros in the pattern's order (what a sharded
+        coloring's products decompress to; its plan is never `direct`)."""
+
+    @abc.abstractmethod
     def finish(self, assembled):
         """After it: the result from what `assemble` returned."""
 
@@ -202,7 +207,10 @@ class BCOOFormat(AbstractOutputFormat):
         if self.by_slot:
             assert self.slots is not None
             return [dec.gather(flat, self.slots)]
-        values = dec.decompress(flat)
+        return self.from_nonzeros(dec.decompress(flat))
+
+    def from_nonzeros(self, values):
+        assert not (self.compressed or self.by_slot)
         return [values if s is None else values[s] for s in self.selections]
 
     def assemble_parts(self, parts, dec):
@@ -270,9 +278,15 @@ class DenseFormat(AbstractOutputFormat):
         )
 
     def assemble(self, flat, dec):
+        return self._scatter(flat if self.compressed else dec.decompress(flat))
+
+    def from_nonzeros(self, values):
+        assert not self.compressed
+        return self._scatter(values)
+
+    def _scatter(self, values):
         m = int(self.nesting.out_offsets[-1])
         n = int(self.nesting.in_offsets[-1])
-        values = flat if self.compressed else dec.decompress(flat)
         dense = jnp.zeros((m, n), values.dtype)
         if values.size:
             dense = dense.at[self.rows, self.cols].set(
@@ -303,6 +317,9 @@ class ScipyFormat(AbstractOutputFormat):
 
     def assemble(self, flat, dec):
         return dec.decompress(flat)
+
+    def from_nonzeros(self, values):
+        return values
 
     def finish(self, assembled):
         if isinstance(assembled, jax.core.Tracer):

@@ -23,6 +23,7 @@ from ._formats import (
 )
 from ._layout import Layout, ravel_parts
 from ._programs import run
+from ._sharded import sharded_nonzeros
 
 
 class AbstractSparseDerivative(eqx.Module):
@@ -100,6 +101,10 @@ class AbstractSparseDerivative(eqx.Module):
     def products(self, g: Callable, primals: list) -> tuple[Array, object, object]:
         """`(flat, value, aux)` at `primals`: the concatenated compressed products
         (see `Decompression`), and `g(*primals) = (value, aux)`."""
+
+    @abc.abstractmethod
+    def dtype(self):
+        """The dtype of the products and the nonzeros."""
 
     @abc.abstractmethod
     def sides(self) -> tuple[tuple[str, int], ...]:
@@ -217,6 +222,9 @@ class AbstractSparseDerivative(eqx.Module):
 def _evaluate(derivative: AbstractSparseDerivative, leaves: list):
     primals, others = derivative.layout.split_leaves(leaves)
     g = derivative.layout.function_of_primals(derivative.fn, others)
+    if derivative.decompression.sharded is not None:
+        nonzeros, value, aux = _sharded_nonzeros(derivative, g, primals)
+        return derivative.format.from_nonzeros(nonzeros), value, aux
     flat, value, aux = derivative.products(g, primals)
     return derivative.format.assemble(flat, derivative.decompression), value, aux
 
@@ -224,8 +232,25 @@ def _evaluate(derivative: AbstractSparseDerivative, leaves: list):
 def _evaluate_nonzeros(derivative: AbstractSparseDerivative, leaves: list):
     primals, others = derivative.layout.split_leaves(leaves)
     g = derivative.layout.function_of_primals(derivative.fn, others)
+    if derivative.decompression.sharded is not None:
+        return _sharded_nonzeros(derivative, g, primals)[0]
     flat = derivative.products(g, primals)[0]
     return derivative.decompression.decompress(flat)
+
+
+def _sharded_nonzeros(derivative: AbstractSparseDerivative, g: Callable, primals):
+    """`(nonzeros, value, aux)`, the products spread over the devices of the
+    coloring's sharding (see `_sharded.py`)."""
+    lin, value, aux = derivative.linearize(g, primals)
+    nonzeros = sharded_nonzeros(
+        derivative.decompression,
+        lin,
+        primals,
+        derivative.product,
+        type(derivative).dtype(derivative),
+        derivative.chunk_size,
+    )
+    return nonzeros, value, aux
 
 
 # From this many products, each of at least this many elements, a call on CPU
@@ -254,7 +279,7 @@ def dispatch_per_product(derivative: AbstractSparseDerivative, leaves: list) -> 
     # Cheapest checks first: this runs on every call. `type(d).sides(d)` spares
     # equinox's bound-method wrapper.
     cls = type(derivative)
-    if not cls.dispatch_on_cpu:
+    if not cls.dispatch_on_cpu or derivative.decompression.sharded is not None:
         return False
     if max(derivative.coloring.shape) < _DISPATCH_FROM_SIZE:
         return False

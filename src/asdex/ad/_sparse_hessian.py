@@ -93,6 +93,9 @@ class SparseHessian(AbstractSparseDerivative):
         )
         return flat, jtu.tree_unflatten(self.layout.out_tree, [value]), aux
 
+    def dtype(self):
+        return self.layout.hessian_dtype()
+
     def sides(self) -> tuple[tuple[str, int], ...]:
         return (("fwd", self.decompression.num_fwd),)
 

@@ -100,6 +100,9 @@ class SparseJacobian(AbstractSparseDerivative):
             g, primals, self.layout, self.decompression, self.chunk_size
         )
 
+    def dtype(self):
+        return self.layout.jacobian_dtype()
+
     def sides(self) -> tuple[tuple[str, int], ...]:
         dec = self.decompression
         return tuple((s, c) for s, c in (("fwd", dec.num_fwd), ("rev", dec.num_rev)))

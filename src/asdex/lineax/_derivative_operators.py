@@ -18,6 +18,7 @@ concrete device arrays in a small table keyed by the coloring, see
 
 from __future__ import annotations
 
+import functools as ft
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -35,6 +36,7 @@ from .._trace import explain_traced_control_flow
 from ..ad._complex import complex_mode
 from ..ad._compressed import Decompression, DecompressionPlan, _products, _seed
 from ..ad._layout import check_coloring_samples
+from ..ad._sharded import sharded_nonzeros
 from ._operator import PatternIndices, SparseMatrixOperator, pattern_indices
 from ._pattern_data import pattern_data
 from ._sparsify import sparsify
@@ -142,12 +144,7 @@ def _compressed_products(
     chunk_size: int | None,
 ) -> Array:
     """`[ravel(linear(unravel(s_k))) for each seed s_k]`, shape `(count, size_out)`."""
-
-    def product(k):
-        seed = unravel(_seed(colors, k, dtype), flat_in)
-        leaves = checked_leaves(linear(seed), flat_out)
-        return [leaf.astype(dtype) for leaf in leaves] or [jnp.zeros(0, dtype)]
-
+    product = ft.partial(_seeded_product, linear, colors, flat_in, flat_out, dtype)
     return _products(product, count, chunk_size)
 
 
@@ -174,6 +171,8 @@ def compressed_jacobian(
     dec = compression.decompression
     g = _no_aux(fn, args, has_aux)
     flat_in = _structure_of(y)
+    if dec.sharded is not None:
+        return _sharded_jacobian(g, y, dec, flat_in, chunk_size)
     if dec.kind in ("fwd", "bidirectional"):
         out, jvp, aux = jax.linearize(g, y, has_aux=True)
         vjp = jax.linear_transpose(jvp, y) if dec.num_rev else None
@@ -190,18 +189,62 @@ def compressed_jacobian(
         )
     if dec.num_rev:
         assert vjp is not None and dec.row_colors is not None
-
-        def pullback(cotangent):
-            (tangent,) = vjp(cotangent)
-            return tangent
-
         B_rev = _compressed_products(
-            pullback, dec.row_colors, dec.num_rev, flat_out, flat_in, dtype, chunk_size
+            _pullback(vjp),
+            dec.row_colors,
+            dec.num_rev,
+            flat_out,
+            flat_in,
+            dtype,
+            chunk_size,
         )
     if B_fwd is None and B_rev is None:
         values = jnp.zeros(0, dtype)
     else:
         values = dec.decompress(dec.concatenate(B_fwd, B_rev)).astype(dtype)
+    return out, aux, values
+
+
+def _pullback(vjp: Callable) -> Callable:
+    def pullback(cotangent):
+        (tangent,) = vjp(cotangent)
+        return tangent
+
+    return pullback
+
+
+def _seeded_product(linear, colors, flat_in, flat_out, dtype, k) -> list[Array]:
+    """`linear` at the seed of color `k`, as the leaves of its flat output."""
+    seed = unravel(_seed(colors, k, dtype), flat_in)
+    leaves = checked_leaves(linear(seed), flat_out)
+    return [leaf.astype(dtype) for leaf in leaves] or [jnp.zeros(0, dtype)]
+
+
+def _sharded_jacobian(g, y, dec: Decompression, flat_in, chunk_size):
+    """`compressed_jacobian` with the products spread over the devices of the
+    coloring's sharding (see `ad/_sharded.py`)."""
+    if dec.kind == "rev":
+        out, vjp, aux = jax.vjp(g, y, has_aux=True)
+        lin = (None, vjp)
+    else:
+        out, jvp, aux = jax.linearize(g, y, has_aux=True)
+        lin = (jvp, None)
+    flat_out = _structure_of(out)
+    dtype = structure_dtype(flat_out)
+
+    def product(lin, primals, side, k):
+        jvp, vjp = lin
+        if side == "fwd":
+            return _seeded_product(jvp, dec.col_colors, flat_in, flat_out, dtype, k)
+        if vjp is None:  # a bidirectional coloring's VJPs transpose its JVP map
+            vjp = jax.linear_transpose(jvp, *primals)
+        return _seeded_product(
+            _pullback(vjp), dec.row_colors, flat_out, flat_in, dtype, k
+        )
+
+    values = sharded_nonzeros(
+        dec, lin, [y], product, dtype, chunk_size, replicated=True
+    )
     return out, aux, values
 
 
@@ -223,9 +266,19 @@ def compressed_hessian(
         (value, aux), grad = jax.value_and_grad(g, has_aux=True)(y)
         return grad, (value, aux)
 
-    grad, hvp, (value, aux) = jax.linearize(gradient, y, has_aux=True)
     flat_in = _structure_of(y)
     dtype = structure_dtype(flat_in)
+    grad, hvp, (value, aux) = jax.linearize(gradient, y, has_aux=True)
+    if dec.sharded is not None:
+
+        def product(hvp, primals, side, k):
+            del primals, side  # HVPs only
+            return _seeded_product(hvp, dec.col_colors, flat_in, flat_in, dtype, k)
+
+        values = sharded_nonzeros(
+            dec, hvp, [y], product, dtype, chunk_size, replicated=True
+        )
+        return value, grad, aux, values
     if dec.num_fwd == 0:
         values = jnp.zeros(0, dtype)
     else:

@@ -53,9 +53,16 @@ import numpy as np
 from jaxtyping import Array
 
 from .._colored import ColoredPattern
+from ..ad._sharded import sharded_nonzeros
 from ..coloring import color_hessian, color_jacobian
 from ..detection import PatternTooDenseError, jacobian_sparsity
-from ._derivative_operators import Compression, _compressed_products, compression
+from ._derivative_operators import (
+    Compression,
+    _compressed_products,
+    _pullback,
+    _seeded_product,
+    compression,
+)
 from ._operator import SparseMatrixOperator
 from ._sparsify import _damped_pattern, _lineax_tags, sparsify
 from ._structure import flatten_structure, ravel, structure_dtype, unravel
@@ -126,6 +133,8 @@ def _values(operator: lx.AbstractLinearOperator, comp: Compression) -> Array:
     flat_in = flatten_structure(operator.in_structure())
     flat_out = flatten_structure(operator.out_structure())
     dtype = structure_dtype(flat_out)
+    if dec.sharded is not None:
+        return _sharded_values(operator, dec, flat_in, flat_out, dtype)
     B_fwd = B_rev = None
     # Star and acyclic colorings seed columns as "fwd" colorings do: `B = A S`.
     if dec.num_fwd:
@@ -147,6 +156,32 @@ def _values(operator: lx.AbstractLinearOperator, comp: Compression) -> Array:
     return dec.decompress(dec.concatenate(B_fwd, B_rev)).astype(dtype)
 
 
+def _sharded_values(operator, dec, flat_in, flat_out, dtype) -> Array:
+    """`_values` with the products spread over the devices of the coloring's
+    sharding (see `ad/_sharded.py`).
+
+    The devices apply the operator's `mv` as a linearization, a PyTree of its
+    constants: Optimistix's operators wrap closure-converted functions, which
+    refuse the arguments of a `shard_map` (their sharding differs from the
+    example's)."""
+    zero = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), operator.in_structure())
+    _, mv = jax.linearize(operator.mv, zero)
+
+    def product(mv, primals, side, k):
+        if side == "fwd":
+            return _seeded_product(mv, dec.col_colors, flat_in, flat_out, dtype, k)
+        return _seeded_product(
+            _pullback(jax.linear_transpose(mv, *primals)),
+            dec.row_colors,
+            flat_out,
+            flat_in,
+            dtype,
+            k,
+        )
+
+    return sharded_nonzeros(dec, mv, [zero], product, dtype, replicated=True)
+
+
 def _given_coloring_for(
     operator: lx.AbstractLinearOperator, given: ColoredPattern
 ) -> ColoredPattern | None:
@@ -162,7 +197,11 @@ def _given_coloring_for(
         return given
     m_j, n_j = given.shape
     if (m, n) == (m_j + n_j, n_j) and is_damped_stack(operator):
-        return _stacked_coloring(given.pattern)
+        stacked = _stacked_coloring(given.pattern)
+        sharding = given.sharding
+        if sharding is None:
+            return stacked
+        return stacked.shard(sharding.mesh, sharding.axes)
     return None
 
 
