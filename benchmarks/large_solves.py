@@ -34,9 +34,7 @@ plus CG to 1e-10.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -44,6 +42,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _EXAMPLES = os.path.join(HERE, "..", "examples")
+if HERE not in sys.path:  # also when loaded by path, as the tests do
+    sys.path.insert(0, HERE)
+
+from _fresh import call, peak_rss_gb  # noqa: E402
 
 CASES = {"bratu1000": (2, 1000), "bratu3d100": (3, 100), "bratu2000": (2, 2000)}
 QUICK = {"bratu1000": (2, 150), "bratu3d100": (3, 30), "bratu2000": (2, 300)}
@@ -52,19 +54,6 @@ TARGETS = {
     "bratu3d100": (60.0, 8.0),
     "bratu2000": None,  # reported for the slope
 }
-
-
-def _peak_gb() -> float:
-    """This process's peak resident set size, in GB.
-
-    `VmHWM`, not `getrusage`: Linux carries `ru_maxrss` across `exec`, so a case
-    started from a large parent (`benchmarks/run.py`) would report the parent's.
-    """
-    with open(f"/proc/{os.getpid()}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM"):
-                return int(line.split()[1]) * 1024 / 1e9
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # not Linux
 
 
 def run_case(dims: int, side: int, spsolve_limit: float) -> dict:
@@ -106,7 +95,7 @@ def run_case(dims: int, side: int, spsolve_limit: float) -> dict:
     jax.block_until_ready(sol.value)
     row["solve_s"] = time.perf_counter() - start
     row["total_s"] = row["detect_s"] + row["solve_s"]
-    row["peak_gb"] = _peak_gb()
+    row["peak_gb"] = peak_rss_gb()
     row["steps"] = int(sol.stats["num_steps"])
     row["residual"] = float(jnp.max(jnp.abs(residual(sol.value, 1.0))))
     row["linear_solver"] = type(
@@ -184,16 +173,7 @@ def _spsolve_in_child(matrix, limit: float) -> float | None:
 def run(name: str, quick: bool, spsolve_limit: float) -> dict:
     """One case in a fresh process; its row, with the verdict against its target."""
     dims, side = (QUICK if quick else CASES)[name]
-    code = (
-        f"import sys, json; sys.path.insert(0, {HERE!r}); import large_solves; "
-        f"print(json.dumps(large_solves.run_case({dims}, {side}, {spsolve_limit})))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{name} failed:\n{done.stderr[-3000:]}")
-    row = json.loads(done.stdout.strip().splitlines()[-1])
+    row = call("large_solves", "run_case", dims, side, spsolve_limit)
     row["case"] = name
     target = TARGETS[name]
     row["target"] = (

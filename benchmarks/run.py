@@ -18,9 +18,10 @@ Run with `uv run --group benchmark python benchmarks/run.py` (about 8 minutes on
       Newton minimisation against their targets;
     - `linear` (`benchmarks/linear_solvers.py`): sparse direct solves against
       scipy's SuperLU called directly (no targets);
-    - `scale` (`benchmarks/large_solves.py`): million-unknown Newton solves
-      against their targets, one linear solve against scipy and pyamg, and the
-      fill-reducing orderings (about six minutes more).
+    - `scale` (`benchmarks/large_solves.py`, `benchmarks/detection_scale.py`):
+      million-unknown Newton solves against their targets, one linear solve
+      against scipy and pyamg, the fill-reducing orderings, and detection plus
+      coloring at 10⁵ to 10⁷ (about seven minutes more).
 - `--no-sparsejac`: leave sparsejac out even where it is installed.
 - `--max-n N`: end the `scaling` section's grid at n = N.
 - `--from-json FILE`: redraw the report from a `results.json`, measuring nothing.
@@ -298,6 +299,14 @@ def run_scale(progress: Progress, quick: bool) -> dict:
         sizes = large.QUICK_ORDERING_SIZES if quick else large.ORDERING_SIZES
         result["orderings"] = large.orderings(sizes)
         note["summary"] = f"{len(sizes)} grids"
+    with progress.step("detection and coloring at scale") as note:
+        at_scale = _import("detection_scale")
+        sizes = at_scale.QUICK_SIZES if quick else at_scale.SIZES
+        result["detection"] = [
+            at_scale.run(case, n) for case in at_scale.CASES for n in sizes
+        ]
+        top = [r for r in result["detection"] if r["n"] >= 0.99 * sizes[-1]]
+        note["summary"] = ", ".join(f"{r['case']} {r['warm_s']:.2f} s" for r in top)
     return result
 
 
@@ -480,6 +489,14 @@ def render(data: dict, out: str, report: str) -> str:
             "include detection, coloring and compilation.",
             body,
         )
+        if big.get("detection"):
+            at_scale = _import("detection_scale")
+            md += _section(
+                "Detection and coloring at 10⁷",
+                "`benchmarks/detection_scale.py`: `asdex.jacobian_coloring`, each "
+                "size in a fresh process; the first call, then the best of two more.",
+                at_scale.table(big["detection"], quick),
+            )
     notes = list(data.get("skipped", []))
     notes += [f"{f['step']}: failed, {f['error']}" for f in data.get("failures", [])]
     not_run = [s for s in DEFAULT_SECTIONS if data.get(s) is None]
@@ -556,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         linear = _import("linear_solvers")
         total += len(linear.QUICK_SIZES if args.quick else linear.SIZES)
     if "scale" in sections:
-        total += len(_import("large_solves").CASES) + 1
+        total += len(_import("large_solves").CASES) + 2
 
     import jax
 

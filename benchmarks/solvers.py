@@ -43,6 +43,9 @@ import time
 _EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
 if _EXAMPLES not in sys.path:
     sys.path.insert(0, _EXAMPLES)
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:  # also when loaded by path, as the tests do
+    sys.path.insert(0, _HERE)
 
 import bratu_newton  # noqa: E402
 import curve_fitting  # noqa: E402
@@ -51,6 +54,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import newton_minimise  # noqa: E402
 import optimistix as optx  # noqa: E402
+from _fresh import peak_rss_gb  # noqa: E402
 
 import asdex  # noqa: E402
 import asdex.optimistix as aox  # noqa: E402
@@ -113,15 +117,6 @@ class FactorTimer:
     def __exit__(self, *exc):
         _superlu._solve_host = self._solve
         _superlu._factorise = self._factorise
-
-
-def peak_rss_gb() -> float:
-    """The process's peak resident set size (`VmHWM`), in GB."""
-    with open(f"/proc/{os.getpid()}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM"):
-                return int(line.split()[1]) * 1024 / 1e9
-    return float("nan")
 
 
 def best_of(fn, repeats: int) -> float:

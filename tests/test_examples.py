@@ -102,3 +102,12 @@ def test_solver_benchmark_quick(capsys):
             assert row["residual"] < 1e-8
             split = row["split"]
             assert split["factorisation"] > 0 and np.isfinite(split["rest"])
+
+
+@pytest.mark.benchmark
+def test_detection_scale_benchmark_quick(capsys):
+    at_scale = load_script("benchmarks/detection_scale.py")
+    rows = at_scale.main(["--quick"])
+    assert {r["case"] for r in rows} == set(at_scale.CASES)
+    assert all(r["colors"] in (2, 7) and r["warm_s"] > 0 for r in rows)
+    assert "Log–log slope" in capsys.readouterr().out

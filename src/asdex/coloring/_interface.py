@@ -53,6 +53,17 @@ def _neutral_if_empty(colors: np.ndarray, members: np.ndarray, size: int):
     return np.where(empty, -1, colors)
 
 
+def _bipartite_colors(graph: BipartiteGraph, partition: str, orders) -> np.ndarray:
+    """Partial distance-2 colors of the columns or rows, the fewest over `orders`,
+    with -1 for empty ones."""
+    conflict = ConflictGraph.of_bipartite(graph, partition)
+    colors = _fewest(
+        greedy_distance2(graph, partition, vertex_order(o, conflict)) for o in orders
+    )
+    _, ptr, _ = graph.vertices(partition)
+    return np.where(np.diff(ptr) == 0, -1, colors)
+
+
 def color(
     pattern: SparsityPattern,
     problem: ColoringProblem | None = None,
@@ -113,15 +124,9 @@ def color(
             )
         return bicolor(pattern, orders)
     graph = BipartiteGraph.from_pattern(pattern)
-    conflict = ConflictGraph.of_bipartite(graph, problem.partition)
-    colors = _fewest(
-        greedy_distance2(graph, problem.partition, vertex_order(o, conflict))
-        for o in orders
-    )
+    colors = _bipartite_colors(graph, problem.partition, orders)
     if problem.partition == "column":
-        colors = _neutral_if_empty(colors, pattern.cols, pattern.shape[1])
-        return ColumnColoringResult(pattern, colors)
-    colors = _neutral_if_empty(colors, pattern.rows, pattern.shape[0])
+        return ColumnColoringResult(pattern, colors, _graph=graph)
     return RowColoringResult(pattern, colors, _graph=graph)
 
 
@@ -216,24 +221,33 @@ def color_jacobian(
             f"`color_jacobian(mode={mode!r})` must be None, 'fwd', 'rev' or "
             "'bidirectional'."
         )
-    m, n = pattern.shape
-    row_counts = np.diff(pattern.indptr)
-    col_counts = np.bincount(pattern.cols, minlength=n)
-    fwd_work = int(np.sum(row_counts.astype(np.int64) ** 2))
-    rev_work = int(np.sum(col_counts.astype(np.int64) ** 2))
+    # One bipartite graph serves both sides; only the chosen side's result (and
+    # its decompression plan) is built.
+    graph = BipartiteGraph.from_pattern(pattern)
+    orders = _greedy(order).order
+    row_counts = np.diff(graph.row_ptr)
+    col_counts = np.diff(graph.col_ptr)
+    fwd_work = int(np.sum(row_counts**2))
+    rev_work = int(np.sum(col_counts**2))
     fwd_bound = int(row_counts.max(initial=0))
     rev_bound = int(col_counts.max(initial=0))
+    fwd = rev = None
     if fwd_work <= rev_work:
-        fwd = color_columns(pattern, order)
-        if rev_bound >= fwd.num_colors:
-            return fwd
-        rev = color_rows(pattern, order)
+        fwd = _bipartite_colors(graph, "column", orders)
+        if rev_bound < _count(fwd):
+            rev = _bipartite_colors(graph, "row", orders)
     else:
-        rev = color_rows(pattern, order)
-        if fwd_bound > rev.num_colors:
-            return rev
-        fwd = color_columns(pattern, order)
-    return fwd if fwd.num_colors <= rev.num_colors else rev
+        rev = _bipartite_colors(graph, "row", orders)
+        if fwd_bound <= _count(rev):
+            fwd = _bipartite_colors(graph, "column", orders)
+    if fwd is not None and (rev is None or _count(fwd) <= _count(rev)):
+        return ColumnColoringResult(pattern, fwd, _graph=graph)
+    assert rev is not None
+    return RowColoringResult(pattern, rev, _graph=graph)
+
+
+def _count(colors: np.ndarray) -> int:
+    return int(colors.max(initial=-1)) + 1
 
 
 def color_hessian(

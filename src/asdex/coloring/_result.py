@@ -81,6 +81,26 @@ def _index(values: np.ndarray, bound: int) -> np.ndarray:
     return out
 
 
+def _flat_index(major, stride: int, minor, bound: int) -> np.ndarray:
+    """`_index(major * stride + minor)`, computed in the index's own dtype (int32
+    arithmetic on 5·10⁷ entries moves half the memory of int64). `major` and
+    `minor` are index arrays, or pairs `(colors, indices)` for `colors[indices]`,
+    looked up after narrowing the colors."""
+    dtype = np.int32 if bound < 2**31 else np.int64
+
+    def narrow(x, copy: bool):
+        if isinstance(x, tuple):
+            colors, indices = x
+            return np.asarray(colors).astype(dtype)[indices]
+        return np.asarray(x).astype(dtype, copy=copy)
+
+    out = narrow(major, copy=True)  # written to below
+    out *= dtype(stride)
+    out += narrow(minor, copy=False)
+    out.flags.writeable = False
+    return out
+
+
 def _block_starts(rows_in: np.ndarray, level_ptr: np.ndarray) -> np.ndarray:
     """Where each (level, width 2^w) block starts; blocks are laid out in order."""
     sizes = rows_in << np.arange(rows_in.shape[1])
@@ -169,25 +189,29 @@ class ColumnColoringResult(AbstractColoringResult):
     num_colors: int = eqx.field(static=True)
     compressed_index: np.ndarray
 
-    def __init__(self, pattern: SparsityPattern, colors: Colors):
+    def __init__(
+        self,
+        pattern: SparsityPattern,
+        colors: Colors,
+        *,
+        _graph: BipartiteGraph | None = None,
+    ):
         m, n = pattern.shape
         colors = _as_colors(colors, n, "ColumnColoringResult")
         num_colors = _num_colors(colors)
-        ok = _unique_in_group(
-            m,
-            pattern.indptr.astype(np.int64),
-            pattern.cols.astype(np.int64),
-            colors,
-            num_colors + 1,
-        )
+        if _graph is None:
+            ptr = pattern.indptr.astype(np.int64)
+            idx = pattern.cols.astype(np.int64)
+        else:
+            ptr, idx = _graph.row_ptr, _graph.row_idx
+        ok = _unique_in_group(m, ptr, idx, colors, num_colors + 1)
         if not ok.all():
             _raise_invalid(check_structurally_orthogonal, pattern, colors, "column")
         self.pattern = pattern
         self.colors = _index(colors, max(num_colors, 1))
         self.num_colors = num_colors
-        self.compressed_index = _index(
-            pattern.rows.astype(np.int64) * num_colors + colors[pattern.cols],
-            m * num_colors,
+        self.compressed_index = _flat_index(
+            pattern.rows, num_colors, (colors, pattern.cols), m * num_colors
         )
 
     @property
@@ -247,8 +271,8 @@ class RowColoringResult(AbstractColoringResult):
         self.pattern = pattern
         self.colors = _index(colors, max(num_colors, 1))
         self.num_colors = num_colors
-        self.compressed_index = _index(
-            colors[pattern.rows] * n + pattern.cols.astype(np.int64), num_colors * n
+        self.compressed_index = _flat_index(
+            (colors, pattern.rows), n, pattern.cols, num_colors * n
         )
 
     @property

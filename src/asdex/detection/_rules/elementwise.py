@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._abstract import Abstract
+from .._deps import Deps, union_aligned
 from .._interpreter import outputs_like, register
 from ._util import element_ids, union_sources
 
@@ -56,6 +57,8 @@ def elementwise(interp, eqn, invals, masks=None):
         if fast is not None:
             return [fast]
     out_shape = tuple(eqn.outvars[0].aval.shape)
+    if all(v.deps is None or v.shape == out_shape for v in invals):
+        return outputs_like(eqn, [_union_of_operands(invals, masks)])
     ids, stacked = element_ids(invals)
     sources = []
     for k, i in enumerate(ids):
@@ -64,6 +67,22 @@ def elementwise(interp, eqn, invals, masks=None):
             src = np.where(masks[k], src, -1)
         sources.append(src)
     return outputs_like(eqn, [union_sources(stacked, sources)])
+
+
+def _union_of_operands(invals, masks) -> Deps | None:
+    """Row `r` is the union of every operand's row `r`: operands of the output's
+    shape, where `masks[k]` does not drop operand `k`."""
+    parts = []
+    for k, v in enumerate(invals):
+        if v.deps is None:
+            continue
+        mask = None if masks is None else masks[k]
+        if mask is None:
+            parts.append(v.deps)
+        elif np.any(mask):
+            rows = np.arange(v.size, dtype=np.int64)
+            parts.append(v.deps.gather(np.where(np.ravel(mask), rows, -1)))
+    return union_aligned(parts) if parts else None
 
 
 @register(*_UNARY, *_NARY)

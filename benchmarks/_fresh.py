@@ -1,0 +1,45 @@
+"""Measurements in a fresh Python process: peak memory, and running one function.
+
+A benchmark that reports memory, or that must not see what an earlier case left
+compiled or cached, runs each case in a new process started from here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident set size, in GB.
+
+    `VmHWM`, not `getrusage`: Linux carries `ru_maxrss` across `exec`, so a case
+    started from a large parent (`benchmarks/run.py`) would report the parent's.
+    """
+    with open(f"/proc/{os.getpid()}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) * 1024 / 1e9
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # not Linux
+
+
+def call(module: str, function: str, *args) -> dict:
+    """`module.function(*args)` (a script of `benchmarks/`) in a new Python
+    process; its result must be JSON, printed as the process's last line."""
+    code = (
+        f"import sys, json; sys.path.insert(0, {HERE!r}); import {module}; "
+        f"print(json.dumps({module}.{function}(*{args!r})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{module}.{function}{args!r} failed:\n{done.stderr[-3000:]}"
+        )
+    return json.loads(done.stdout.strip().splitlines()[-1])
