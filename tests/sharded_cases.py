@@ -251,6 +251,31 @@ def solvers():
 
 
 @case
+def sharded_unknowns():
+    # The unknowns split over the devices: XLA's partitioner follows them with an
+    # unsharded coloring; a sharded one refuses them, saying what to do.
+    y0 = jax.device_put(
+        jnp.linspace(0.0, 1.0, 2500), NamedSharding(AUTO, PartitionSpec("d"))
+    )
+    coloring = asdex.jacobian_coloring(lambda y: bratu(y, 0.5), y0)
+    solver = asdex.optimistix.SparseNewton(rtol=1e-10, atol=1e-10, coloring=coloring)
+    root = jax.jit(lambda y: optx.root_find(bratu, solver, y, 0.5).value)(y0)
+    close(bratu(root, 0.5), jnp.zeros_like(root), 1e-9)
+    jac = asdex.jacobian_from_coloring(lambda y: bratu(y, 0.5), coloring)
+    close(jax.jit(jac.nonzeros)(y0), jac.nonzeros(np.asarray(y0)))
+    sharded = asdex.jacobian_from_coloring(
+        lambda y: bratu(y, 0.5), coloring.shard(AUTO)
+    )
+    try:
+        jax.jit(sharded.nonzeros)(y0)
+    except ValueError as e:
+        assert "coloring.shard(None)" in str(e), str(e)
+    else:
+        raise AssertionError("no error")
+    close(jax.jit(sharded.nonzeros)(np.asarray(y0)), jac.nonzeros(np.asarray(y0)))
+
+
+@case
 def levenberg_marquardt_operator():
     # Levenberg–Marquardt's operator is `[J; √λ I]`: its coloring, derived from
     # the given one, is sharded as the given one is.

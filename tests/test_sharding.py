@@ -26,6 +26,7 @@ CASES = [
     "float32",
     "operators",
     "solvers",
+    "sharded_unknowns",
     "levenberg_marquardt_operator",
     "sharded_batches",
     "errors",

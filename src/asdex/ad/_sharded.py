@@ -145,6 +145,7 @@ def sharded_nonzeros(
     axes = sharding.axes
     D = sharding.size
     dynamic, static = eqx.partition((lin, primals, dec), eqx.is_array)
+    _refuse_placed(dynamic)
 
     def body(dynamic):
         lin, primals, dec = eqx.combine(dynamic, static)
@@ -193,6 +194,24 @@ def sharded_nonzeros(
         everywhere = NamedSharding(sharding.mesh, PartitionSpec())
         return jax.lax.with_sharding_constraint(nonzeros, everywhere)
     return nonzeros
+
+
+def _refuse_placed(tree) -> None:
+    """Arrays placed on a mesh carry it in their type, and the linear map closes
+    over values derived from them; inside the `shard_map` they would meet the
+    devices' own values, typed with its manual mesh, which JAX refuses to mix
+    (with an error about meshes that names neither asdex nor the argument)."""
+    for leaf in jtu.tree_leaves(tree):
+        mesh = getattr(jax.typeof(leaf).sharding, "mesh", None)
+        if mesh is not None and not mesh.empty:
+            raise ValueError(
+                "A sharded coloring (`ColoredPattern.shard`) spreads the products "
+                "over the devices itself, and needs the point and the function's "
+                "arrays unplaced: these arguments are placed on a mesh (by "
+                "`jax.device_put` with a `NamedSharding`, say). Pass them without "
+                "a sharding, or keep the coloring unsharded, `coloring.shard(None)`: "
+                "then XLA's partitioner follows the arguments' sharding."
+            )
 
 
 def _explicit(sharding: ProductSharding) -> bool:
