@@ -224,8 +224,10 @@ class ColoredPattern:
         Every derivative, operator and solver built from the returned coloring
         runs this way, inside `jax.jit` and `jax.vmap` too (through
         `jax.shard_map`). The function's arguments are used as they are on every
-        device: for batches of independent problems, shard the batch instead,
-        with `jax.vmap` over arguments sharded along it.
+        device, and must not be placed on a mesh themselves (that raises a
+        `ValueError`): for batches of independent problems, shard the batch
+        instead, with `jax.vmap` over arguments sharded along it and the coloring
+        unsharded.
 
         **Arguments:**
 

@@ -133,9 +133,8 @@ def sharded_nonzeros(
       list of arrays, in the order in which they flatten into one row;
     - `replicated`: return the nonzeros on every device rather than split over
       them. Operators and solvers ask for it: their sparse factorisations run on
-      the host and need all the nonzeros, and a split array read by a host
-      callback in a loop can make XLA's partitioner run a collective on one
-      device alone, which never returns (seen with Levenberg–Marquardt).
+      the host and need all the nonzeros (left split, XLA's partitioner warned
+      of an "involuntary full rematerialization" before a solver's callback).
     """
     plan = dec.sharded
     assert plan is not None
