@@ -176,7 +176,7 @@ def complex_holomorphic():
     def f(z):
         return jnp.diff(z) ** 2 + 1j * z[1:]
 
-    z = X[:12] + 1j * X[12:24]
+    z = jax.lax.complex(X[:12], X[12:24])
     coloring = asdex.jacobian_coloring(f, z, holomorphic=True).shard(AUTO)
     jac = asdex.jacobian_from_coloring(f, coloring, z, holomorphic=True)
     close(jac(z).todense(), jax.jacfwd(f, holomorphic=True)(z))
