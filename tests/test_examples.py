@@ -111,3 +111,12 @@ def test_detection_scale_benchmark_quick(capsys):
     assert {r["case"] for r in rows} == set(at_scale.CASES)
     assert all(r["colors"] in (2, 7) and r["warm_s"] > 0 for r in rows)
     assert "Log–log slope" in capsys.readouterr().out
+
+
+@pytest.mark.benchmark
+def test_device_check_quick(capsys):
+    check = load_script("benchmarks/device_check.py")
+    result = check.main(["--quick", "--repeats", "1"])
+    assert {r["name"] for r in result["dense"]} == set(check.call_sites.CASES)
+    out = capsys.readouterr().out
+    assert "max error" in out and "| case | n | asdex |" in out
