@@ -16,6 +16,7 @@ All index arrays are `int64`, so that every kernel is compiled once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,21 +24,22 @@ import scipy.sparse as sp
 from .._pattern import SparsityPattern
 
 
-def transpose_csr(n_rows, n_cols, indptr, indices):
+def transpose_csr(n_rows, n_cols, indptr, indices, *, positions: bool = True):
     """Transpose of a CSR structure, by scipy's counting sort (`tocsc`).
 
     Returns `(tptr, tidx, perm)`: the CSR structure of the transpose and, for each
-    of its entries, the position of the same entry in the input. Column indices
-    stay sorted within each row of the transpose.
+    of its entries, the position of the same entry in the input (`None` without
+    `positions`: carrying them through the sort moves eight bytes an entry, one
+    without, 1.0 against 0.23 s at 5·10⁷ entries). Column indices stay sorted
+    within each row of the transpose.
     """
     nnz = len(indices)
-    positions = sp.csr_array(
-        (np.arange(nnz, dtype=np.int64), indices, indptr), shape=(n_rows, n_cols)
-    ).tocsc()
+    data = np.arange(nnz, dtype=np.int64) if positions else np.ones(nnz, bool)
+    transposed = sp.csr_array((data, indices, indptr), shape=(n_rows, n_cols)).tocsc()
     return (
-        positions.indptr.astype(np.int64, copy=False),
-        positions.indices.astype(np.int64, copy=False),
-        positions.data,
+        transposed.indptr.astype(np.int64, copy=False),
+        transposed.indices.astype(np.int64, copy=False),
+        transposed.data if positions else None,
     )
 
 
@@ -72,15 +74,21 @@ class BipartiteGraph:
     row_idx: np.ndarray
     col_ptr: np.ndarray
     col_idx: np.ndarray
-    col_pos: np.ndarray
 
     @classmethod
     def from_pattern(cls, pattern: SparsityPattern) -> BipartiteGraph:
         m, n = pattern.shape
         row_ptr = pattern.indptr.astype(np.int64)
         row_idx = pattern.cols.astype(np.int64)
-        col_ptr, col_idx, col_pos = transpose_csr(m, n, row_ptr, row_idx)
-        return cls(m, n, row_ptr, row_idx, col_ptr, col_idx, col_pos)
+        col_ptr, col_idx, _ = transpose_csr(m, n, row_ptr, row_idx, positions=False)
+        return cls(m, n, row_ptr, row_idx, col_ptr, col_idx)
+
+    @functools.cached_property
+    def col_pos(self) -> np.ndarray:
+        """The pattern position of each CSC entry (bicoloring needs them; partial
+        distance-2 coloring does not, so they are computed on first use)."""
+        _, _, positions = transpose_csr(self.m, self.n, self.row_ptr, self.row_idx)
+        return positions
 
     def vertices(self, partition: str) -> tuple[int, np.ndarray, np.ndarray]:
         """`(count, ptr, idx)` from the colored side to the other side."""

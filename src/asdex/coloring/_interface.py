@@ -234,7 +234,9 @@ def color_jacobian(
     fwd = rev = None
     if fwd_work <= rev_work:
         fwd = _bipartite_colors(graph, "column", orders)
-        if rev_bound < _count(fwd):
+        # A structurally symmetric pattern's rows are its columns: coloring them
+        # gives the same colors, and a tie goes to JVPs.
+        if rev_bound < _count(fwd) and not _symmetric(graph):
             rev = _bipartite_colors(graph, "row", orders)
     else:
         rev = _bipartite_colors(graph, "row", orders)
@@ -244,6 +246,12 @@ def color_jacobian(
         return ColumnColoringResult(pattern, fwd, _graph=graph)
     assert rev is not None
     return RowColoringResult(pattern, rev, _graph=graph)
+
+
+def _symmetric(graph: BipartiteGraph) -> bool:
+    return np.array_equal(graph.row_ptr, graph.col_ptr) and np.array_equal(
+        graph.row_idx, graph.col_idx
+    )
 
 
 def _count(colors: np.ndarray) -> int:
