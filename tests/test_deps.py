@@ -1,7 +1,8 @@
 """`Deps`, the dependency rows of detection: the fast paths against the general one.
 
-`union_aligned` (elementwise operands of the output's shape) and the run copying
-of `Deps.gather` (slices, pads) must give exactly what `Deps.compose` gives.
+`union_aligned` (elementwise operands of the output's shape), by numba's merge and
+by scipy's sum, and the run copying of `Deps.gather` (slices, pads) must give
+exactly what `Deps.compose` and the per-entry gather give.
 """
 
 import numpy as np
@@ -27,7 +28,11 @@ def same(a: Deps, b: Deps) -> bool:
 
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("operands", [2, 3])
-def test_union_aligned_is_compose_of_the_stacked_rows(seed, operands):
+@pytest.mark.parametrize("merge_from", [1, 10**12], ids=["numba", "scipy"])
+def test_union_aligned_is_compose_of_the_stacked_rows(
+    seed, operands, merge_from, monkeypatch
+):
+    monkeypatch.setattr(deps_module, "_MERGE_FROM", merge_from)
     rng = np.random.default_rng(seed)
     size, n_inputs = int(rng.integers(1, 40)), int(rng.integers(1, 30))
     parts = [random_deps(rng, size, n_inputs, 5) for _ in range(operands)]
