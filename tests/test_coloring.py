@@ -629,3 +629,24 @@ def test_benchmark_script_runs(capsys):
     assert report["star, tridiagonal"][0] == 3
     assert report["acyclic, tridiagonal"][0] == 2
     assert report["bidirectional, arrowhead"][0] == 3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_column_result_index_by_numba_matches_numpy(seed, monkeypatch):
+    # Large column colorings compute their compressed indices in numba.
+    import asdex.coloring._result as result_module
+
+    rng = np.random.default_rng(seed)
+    dense = rng.random((30, 40)) < 0.15
+    pattern = SparsityPattern.from_dense(dense)
+    colors = color_columns(pattern).colors
+    monkeypatch.setattr(result_module, "_NUMBA_INDEX_FROM", 1)
+    by_numba = result_module.ColumnColoringResult(pattern, colors).compressed_index
+    monkeypatch.setattr(result_module, "_NUMBA_INDEX_FROM", 10**12)
+    by_numpy = result_module.ColumnColoringResult(pattern, colors).compressed_index
+    assert by_numba.dtype == by_numpy.dtype
+    np.testing.assert_array_equal(by_numba, by_numpy)
+    c = int(np.max(colors)) + 1
+    np.testing.assert_array_equal(
+        by_numba, pattern.rows.astype(np.int64) * c + np.asarray(colors)[pattern.cols]
+    )
