@@ -171,16 +171,21 @@ def compressed_jacobian(
     dec = compression.decompression
     g = _no_aux(fn, args, has_aux)
     flat_in = _structure_of(y)
-    if dec.sharded is not None:
-        return _sharded_jacobian(g, y, dec, flat_in, chunk_size)
     if dec.kind in ("fwd", "bidirectional"):
         out, jvp, aux = jax.linearize(g, y, has_aux=True)
-        vjp = jax.linear_transpose(jvp, y) if dec.num_rev else None
+        vjp = None
     else:
         out, vjp, aux = jax.vjp(g, y, has_aux=True)
         jvp = None
     flat_out = _structure_of(out)
     dtype = structure_dtype(flat_out)
+    if dec.sharded is not None:
+        values = _sharded_jacobian(
+            (jvp, vjp), y, dec, flat_in, flat_out, dtype, chunk_size
+        )
+        return out, aux, values
+    if dec.num_rev and vjp is None:  # a bidirectional coloring's VJPs
+        vjp = jax.linear_transpose(jvp, y)
     B_fwd = B_rev = None
     if dec.num_fwd:
         assert jvp is not None and dec.col_colors is not None
@@ -220,17 +225,10 @@ def _seeded_product(linear, colors, flat_in, flat_out, dtype, k) -> list[Array]:
     return [leaf.astype(dtype) for leaf in leaves] or [jnp.zeros(0, dtype)]
 
 
-def _sharded_jacobian(g, y, dec: Decompression, flat_in, chunk_size):
-    """`compressed_jacobian` with the products spread over the devices of the
-    coloring's sharding (see `ad/_sharded.py`)."""
-    if dec.kind == "rev":
-        out, vjp, aux = jax.vjp(g, y, has_aux=True)
-        lin = (None, vjp)
-    else:
-        out, jvp, aux = jax.linearize(g, y, has_aux=True)
-        lin = (jvp, None)
-    flat_out = _structure_of(out)
-    dtype = structure_dtype(flat_out)
+def _sharded_jacobian(lin, y, dec: Decompression, flat_in, flat_out, dtype, chunk_size):
+    """`compressed_jacobian`'s nonzeros with the products spread over the devices
+    of the coloring's sharding (see `ad/_sharded.py`); `lin` is `(jvp, vjp)`,
+    either of them `None`."""
 
     def product(lin, primals, side, k):
         jvp, vjp = lin
@@ -242,10 +240,7 @@ def _sharded_jacobian(g, y, dec: Decompression, flat_in, chunk_size):
             _pullback(vjp), dec.row_colors, flat_out, flat_in, dtype, k
         )
 
-    values = sharded_nonzeros(
-        dec, lin, [y], product, dtype, chunk_size, replicated=True
-    )
-    return out, aux, values
+    return sharded_nonzeros(dec, lin, [y], product, dtype, chunk_size, replicated=True)
 
 
 def compressed_hessian(

@@ -39,24 +39,11 @@ empty empty2 axis_index unreachable
 """.split()
 
 
-def _same_shape_fast_path(eqn, invals) -> Abstract | None:
-    """One operand carries deps and already has the output's shape: reuse its rows."""
-    out = eqn.outvars[0].aval
-    with_deps = [v for v in invals if v.deps is not None]
-    if len(with_deps) == 1 and with_deps[0].shape == tuple(out.shape):
-        return Abstract(out.shape, out.dtype, with_deps[0].deps)
-    if not with_deps:
-        return Abstract(out.shape, out.dtype, None)
-    return None
-
-
 def elementwise(interp, eqn, invals, masks=None):
     """Union over operands; `masks[k]` (bool, output shape) drops operand `k` where False."""
-    if masks is None:
-        fast = _same_shape_fast_path(eqn, invals)
-        if fast is not None:
-            return [fast]
     out_shape = tuple(eqn.outvars[0].aval.shape)
+    # Operands with dependencies all of the output's shape (no broadcasting): a
+    # row-by-row union, which is the rows themselves for a single such operand.
     if all(v.deps is None or v.shape == out_shape for v in invals):
         return outputs_like(eqn, [_union_of_operands(invals, masks)])
     ids, stacked = element_ids(invals)
