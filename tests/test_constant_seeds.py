@@ -4,6 +4,7 @@ seeds computed in the program. Both give dense AD's derivative."""
 
 import jax
 import jax.numpy as jnp
+import lineax as lx
 import numpy as np
 import pytest
 
@@ -141,3 +142,66 @@ def test_strict_dtype_promotion():
     np.testing.assert_allclose(
         got, jax.hessian(_energy)(X.astype(jnp.float32)), rtol=1e-4
     )
+
+
+def _spy_seeds(monkeypatch) -> list:
+    used = []
+    original = _compressed.constant_seeds
+
+    def spy(*args):
+        seeds = original(*args)
+        used.append(seeds is not None)
+        return seeds
+
+    monkeypatch.setattr(_compressed, "constant_seeds", spy)
+    return used
+
+
+@pytest.mark.parametrize("mode", ["fwd", "rev", "bidirectional"])
+def test_jacobian_operator_shares_the_engine(mode, monkeypatch):
+    # The operators compute their nonzeros with the same engine as
+    # `asdex.jacobian`: constant seeds inside `jit`, the same values.
+    used = _spy_seeds(monkeypatch)
+    fn = lambda p, args: _tree(p)  # noqa: E731
+    coloring = asdex.jacobian_coloring(fn, P, None, mode=mode)
+    expected = lx.JacobianLinearOperator(fn, P, None).as_matrix()
+
+    def dense(p):
+        operator = asdex.SparseJacobianOperator(fn, p, None, coloring=coloring)
+        return operator.as_matrix()
+
+    np.testing.assert_allclose(jax.jit(dense)(P), expected, rtol=1e-12)
+    assert used and all(used)
+
+
+@pytest.mark.parametrize("mode", ["star", "acyclic"])
+def test_hessian_operator_shares_the_engine(mode, monkeypatch):
+    used = _spy_seeds(monkeypatch)
+    fn = lambda x, args: _energy(x)  # noqa: E731
+    coloring = asdex.hessian_coloring(fn, X, None, mode=mode)
+
+    def dense(x):
+        return asdex.SparseHessianOperator(fn, x, None, coloring=coloring).as_matrix()
+
+    np.testing.assert_allclose(
+        jax.jit(dense)(X), jax.hessian(_energy)(X), rtol=1e-10, atol=1e-12
+    )
+    assert used and all(used)
+
+
+def test_solver_operators_have_a_lower_limit(monkeypatch):
+    # Solvers compile a loop once per solve and run a few steps: their
+    # operators build constant seeds up to a lower size than derivatives do.
+    used = _spy_seeds(monkeypatch)
+    monkeypatch.setattr(_compressed, "MAX_CONSTANT_SEEDS_IN_SOLVERS", 0)
+    fn = lambda x, args: _stencil(x)  # noqa: E731
+    coloring = asdex.jacobian_coloring(fn, X, None)
+
+    def dense(x):
+        return asdex.SparseJacobianOperator(fn, x, None, coloring=coloring).as_matrix()
+
+    np.testing.assert_allclose(jax.jit(dense)(X), jax.jacfwd(_stencil)(X), rtol=1e-12)
+    assert used and not any(used)
+    used.clear()
+    jax.jit(lambda v: asdex.jacobian(_stencil, X)(v).data)(X)
+    assert used and all(used)

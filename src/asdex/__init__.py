@@ -8,19 +8,24 @@ from . import (
 )
 from ._api import (
     hessian as hessian,
-    hessian_coloring as hessian_coloring,
-    hessian_from_coloring as hessian_from_coloring,
-    hessian_from_pattern as hessian_from_pattern,
     jacobian as jacobian,
-    jacobian_coloring as jacobian_coloring,
-    jacobian_from_coloring as jacobian_from_coloring,
-    jacobian_from_pattern as jacobian_from_pattern,
     value_and_hessian as value_and_hessian,
     value_and_jacobian as value_and_jacobian,
 )
+from ._caches import clear_caches as clear_caches
 from ._colored import (
     ColoredPattern as ColoredPattern,
     DenseColoringWarning as DenseColoringWarning,
+)
+from ._colorings import (
+    hessian_coloring as hessian_coloring,
+    jacobian_coloring as jacobian_coloring,
+)
+from ._from_given import (
+    hessian_from_coloring as hessian_from_coloring,
+    hessian_from_pattern as hessian_from_pattern,
+    jacobian_from_coloring as jacobian_from_coloring,
+    jacobian_from_pattern as jacobian_from_pattern,
 )
 from ._function import SparseFunction as SparseFunction
 from ._pattern import SparsityPattern as SparsityPattern

@@ -17,7 +17,7 @@ from jaxtyping import Array, PyTree, Scalar
 
 from ._colored import ColoredPattern
 from ._pattern import SparsityPattern
-from ._trace import explain_traced_control_flow
+from ._trace import check_scalar_output, explain_traced_control_flow
 from .coloring import (
     AcyclicColoringResult,
     BicoloringResult,
@@ -155,14 +155,16 @@ class SparseFunction(eqx.Module):
         if jacobian is None:
             jacobian = not scalar
         if hessian and not scalar:
-            raise TypeError(
-                f"`{caller}(hessian=True)`: `fn` must return one real scalar for a "
-                f"Hessian, but it returns {out_struct}. Pass `hessian=False`."
+            check_scalar_output(
+                jax.tree.leaves(out_struct),
+                caller,
+                argument="fn",
+                advice="A Hessian needs one; pass `hessian=False`.",
             )
         jac_comp = hess_comp = None
         if jacobian or jacobian_coloring is not None:
             if jacobian_coloring is None:
-                from ._api import jacobian_coloring as detect
+                from ._colorings import jacobian_coloring as detect
 
                 jacobian_coloring = detect(
                     fn, y, args, mode=mode, holomorphic=lineax_holomorphic(y)
@@ -172,7 +174,7 @@ class SparseFunction(eqx.Module):
             jac_comp = compression(jacobian_coloring)
         if hessian:
             if hessian_coloring is None:
-                from ._api import hessian_coloring as detect_hessian
+                from ._colorings import hessian_coloring as detect_hessian
 
                 hessian_coloring = detect_hessian(fn, y, args)
             check_coloring(hessian_coloring, _HESSIAN_MODES, (n, n), caller)

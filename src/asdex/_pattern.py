@@ -141,18 +141,30 @@ class SparsityPattern:
         return cls(idx[inside, 0], idx[inside, 1], matrix.shape)
 
     @classmethod
-    def from_any(cls, matrix, *, argument: str = "matrix") -> SparsityPattern:
+    def from_any(
+        cls, matrix, *, argument: str = "matrix", global_only: bool = False
+    ) -> SparsityPattern:
         """The pattern of any two-dimensional matrix: a `SparsityPattern` (returned
         as it is), a scipy sparse matrix or array, a `BCOO`, or a dense numpy or
         JAX array (its nonzeros).
 
         `argument` names the matrix in errors, as the caller knows it (for
-        example "`asdex.spy(obj=...)`").
+        example "`asdex.spy(obj=...)`"). `global_only` refuses a local pattern
+        (`local=True`), for callers that build a derivative valid everywhere.
         """
         import jax
         from jax.experimental import sparse as jsparse
 
         if isinstance(matrix, SparsityPattern):
+            if global_only and matrix.local:
+                raise ValueError(
+                    f"{argument} is a local pattern (`local=True`), which holds at "
+                    "one point only, but a derivative built from a pattern is "
+                    "called anywhere. Build it at the point instead, with "
+                    "`local=True` (`asdex.jacobian(f, x, local=True)`, "
+                    "`asdex.hessian(...)`): that one checks that it is called at "
+                    "that point. Or detect the global pattern."
+                )
             return matrix
         if sp.issparse(matrix) or isinstance(matrix, jsparse.BCOO):
             if len(matrix.shape) != 2:

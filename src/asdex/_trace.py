@@ -121,6 +121,34 @@ def _differentiable_leaf(leaf, a: int, argnums, caller: str) -> jax.ShapeDtypeSt
     return aval
 
 
+def check_scalar_output(
+    outs: Sequence,
+    caller: str,
+    *,
+    argument: str = "f",
+    has_aux: bool | None = None,
+    advice: str = "For a vector-valued function use `asdex.jacobian`.",
+) -> None:
+    """Raise a `TypeError` unless `outs` (the output's leaves: arrays or
+    `jax.ShapeDtypeStruct`s) are one real scalar, as `jax.grad` and
+    `jax.hessian` need. `advice` is what to do instead; `has_aux=False` adds a
+    hint when `outs` look like `(value, aux)`."""
+    shapes = [jnp.shape(o) for o in outs]
+    dtypes = [jnp.result_type(o) for o in outs]
+    if len(outs) == 1 and shapes[0] == () and jnp.issubdtype(dtypes[0], jnp.floating):
+        return
+    got = ", ".join(
+        f"{np.dtype(d).name}{list(s)}" for s, d in zip(shapes, dtypes, strict=True)
+    )
+    hint = ""
+    if has_aux is False and len(outs) == 2 and shapes[0] == ():
+        hint = " If it returns `(value, aux)`, pass `has_aux=True`."
+    raise TypeError(
+        f"`{caller}({argument}, ...)`: `{argument}` must return one real scalar, but "
+        f"it returns {got or 'nothing'}. {advice}{hint}"
+    )
+
+
 @contextlib.contextmanager
 def explain_traced_control_flow(caller: str, name: str = "f"):
     """Turn JAX's errors for Python control flow on traced values into asdex's.

@@ -227,8 +227,10 @@ class Decompression(eqx.Module):
     true: Array
     host_colors: HostColors = eqx.field(static=True)
     sharded: eqx.Module | None
+    in_solvers: bool = eqx.field(static=True)
 
-    def __init__(self, plan: DecompressionPlan):
+    def __init__(self, plan: DecompressionPlan, *, in_solvers: bool = False):
+        self.in_solvers = in_solvers
         self.kind = plan.kind
         self.shape = plan.shape
         self.num_fwd = plan.num_fwd
@@ -267,7 +269,7 @@ class Decompression(eqx.Module):
         `chunk_size` they are not, and are then fused all the same: a matter of
         speed only.)"""
         return not in_own_program() and all(
-            _constant_seeds_fit(colors, count)
+            _constant_seeds_fit(self, colors, count)
             for colors, count in (
                 (self.host_colors.col, self.num_fwd),
                 (self.host_colors.row, self.num_rev),
@@ -390,8 +392,10 @@ def _products(
 
 # Seed matrices of at most this many entries are built as constants of the
 # program when the derivative is traced inside the caller's `jit` (see
-# `constant_seeds`).
+# `constant_seeds`), and of at most `MAX_CONSTANT_SEEDS_IN_SOLVERS` for the
+# operators that solvers build (`Decompression(in_solvers=True)`).
 MAX_CONSTANT_SEEDS = 2**23
+MAX_CONSTANT_SEEDS_IN_SOLVERS = 2**20
 
 
 def constant_seeds(dec: Decompression, side: str, count: int, dtype):
@@ -409,15 +413,26 @@ def constant_seeds(dec: Decompression, side: str, count: int, dtype):
     from Python runs (`ad/_programs.py`), whose compile time is the user's wait.
     Products from constant seeds are not kept apart from their decompression
     (`_apart`): fused, the 512² Brusselator's take 4.5 t_f, and 14 apart.
+
+    Solvers compile their whole loop once per solve and run a few steps in it, so
+    their operators pay the compile time back less often: `jax.jit` of a
+    `SparseJacobianOperator` of the 512² Brusselator compiled in 4.9 s with
+    constant seeds against 0.7 s without, for 4.2 against 45 ms a call, and a
+    Newton solve of the 1000² Bratu problem took 10.7 against 6.7 s. Their limit,
+    `MAX_CONSTANT_SEEDS_IN_SOLVERS`, keeps the gain at 128² (the Brusselator
+    operator 0.35 against 2.7 ms, compiled in 0.35 against 0.25 s).
     """
     colors = dec.host_colors.col if side == "fwd" else dec.host_colors.row
-    if not _constant_seeds_fit(colors, count) or in_own_program():
+    if not _constant_seeds_fit(dec, colors, count) or in_own_program():
         return None
     return (colors[:, None] == np.arange(count)[None, :]).astype(dtype)
 
 
-def _constant_seeds_fit(colors: np.ndarray | None, count: int) -> bool:
-    return colors is not None and colors.size * count <= MAX_CONSTANT_SEEDS
+def _constant_seeds_fit(dec, colors: np.ndarray | None, count: int) -> bool:
+    limit = MAX_CONSTANT_SEEDS
+    if dec.in_solvers:
+        limit = min(limit, MAX_CONSTANT_SEEDS_IN_SOLVERS)
+    return colors is not None and colors.size * count <= limit
 
 
 def _seed(colors: Array, k, dtype) -> Array:
@@ -428,28 +443,48 @@ def _seed(colors: Array, k, dtype) -> Array:
     return (colors == jnp.asarray(k, colors.dtype)).astype(dtype)
 
 
-# A linearization, `lin`, is what `jax.linearize` or `jax.vjp` returns: a
-# `jax.tree_util.Partial` (or `VJP`) whose leaves are the residuals. Being a
-# PyTree, it can be returned by one compiled program and passed to others, so the
-# products can run in programs of their own without evaluating `f` again (see
-# `dispatch_per_product` in `_sparse_derivative.py`).
+class Linear(NamedTuple):
+    """A linear map and its transpose, either of them `None`: what the products
+    apply to their seeds.
+
+    - `jvp`: tangents of the primals (one positional argument each) to the
+      output's tangent: `jax.linearize`'s map, or a linear operator's `mv`.
+    - `vjp`: the output's cotangent to a tuple of the primals' cotangents:
+      `jax.vjp`'s pullback. Without it, VJPs transpose `jvp`
+      (`jax.linear_transpose`), so that `f` is still evaluated once.
+
+    A PyTree whose leaves are the residuals: it can be returned by one compiled
+    program and passed to others, so that the products run in programs of their
+    own without evaluating `f` again (see `dispatch_per_product` in
+    `_sparse_derivative.py`), or be handed to the devices of a sharded coloring
+    (see `_sharded.py`).
+    """
+
+    jvp: Callable | None
+    vjp: Callable | None
+
+    def pullback(self, primals: list) -> Callable:
+        if self.vjp is not None:
+            return self.vjp
+        assert self.jvp is not None
+        return jax.linear_transpose(self.jvp, *primals)
 
 
 def jacobian_linearization(g: Callable, primals: list, dec: Decompression):
-    """`(lin, out, aux)`: `g(*primals) = (out, aux)`, and its linear map.
+    """`(lin, out, aux)`: `g(*primals) = (out, aux)`, and its `Linear` map.
 
-    The JVP map (`jax.linearize`) for column and bidirectional colorings, the
-    pullback (`jax.vjp`) for row colorings; `g` is evaluated once.
+    The JVP map (`jax.linearize`) when there are JVPs to compute, else the pullback
+    (`jax.vjp`); `g` is evaluated once.
     """
-    if dec.kind == "rev":
-        out, lin, aux = jax.vjp(g, *primals, has_aux=True)
-    else:
-        out, lin, aux = jax.linearize(g, *primals, has_aux=True)
-    return lin, out, aux
+    if dec.num_fwd:
+        out, jvp, aux = jax.linearize(g, *primals, has_aux=True)
+        return Linear(jvp, None), out, aux
+    out, vjp, aux = jax.vjp(g, *primals, has_aux=True)
+    return Linear(None, vjp), out, aux
 
 
 def jacobian_product(
-    lin, primals: list, layout: Layout, dec: Decompression, side: str, k
+    lin: Linear, primals: list, layout: Layout, dec: Decompression, side: str, k
 ) -> list[Array]:
     """The `k`-th JVP (`side="fwd"`) or VJP (`"rev"`) from the linearization, as
     its leaves in their own shapes (flattened in this order, it is one row of `B`)."""
@@ -457,18 +492,17 @@ def jacobian_product(
     colors = dec.col_colors if side == "fwd" else dec.row_colors
     assert colors is not None
     return _jacobian_product_of_seed(
-        lin, primals, layout, dec, side, _seed(colors, k, dtype)
+        lin, primals, layout, side, _seed(colors, k, dtype)
     )
 
 
-def _jacobian_product_of_seed(lin, primals, layout, dec, side: str, seed):
+def _jacobian_product_of_seed(lin: Linear, primals, layout, side: str, seed):
     dtype = layout.jacobian_dtype()
     if side == "fwd":
-        return layout.output_parts(lin(*layout.unravel_inputs(seed)), dtype)
-    # A bidirectional coloring's VJPs transpose its JVP map, so that `g` is still
-    # evaluated once.
-    vjp = lin if dec.kind == "rev" else jax.linear_transpose(lin, *primals)
-    return layout.input_parts(vjp(layout.unravel_outputs(seed)), dtype)
+        assert lin.jvp is not None
+        return layout.output_parts(lin.jvp(*layout.unravel_inputs(seed)), dtype)
+    pullback = lin.pullback(primals)
+    return layout.input_parts(pullback(layout.unravel_outputs(seed)), dtype)
 
 
 def jacobian_products(
@@ -486,49 +520,90 @@ def jacobian_products(
         out, aux = g(*primals)
         return jnp.zeros(0, layout.jacobian_dtype()), out, aux
     lin, out, aux = jacobian_linearization(g, primals, dec)
+    return products_of(lin, primals, layout, dec, chunk_size), out, aux
+
+
+def products_of(
+    lin: Linear,
+    primals: list,
+    layout: Layout,
+    dec: Decompression,
+    chunk_size: int | None,
+) -> Array:
+    """The concatenated products (see `Decompression.concatenate`) of a linear map:
+    `dec.num_fwd` JVPs, then `dec.num_rev` VJPs."""
+    dtype = layout.jacobian_dtype()
+    if dec.num_fwd + dec.num_rev == 0:
+        return jnp.zeros(0, dtype)
     B = {}
     for side, count in (("fwd", dec.num_fwd), ("rev", dec.num_rev)):
         if not count:
             continue
-        seeds = (
-            None
-            if chunk_size
-            else constant_seeds(dec, side, count, layout.jacobian_dtype())
-        )
+        seeds = None if chunk_size else constant_seeds(dec, side, count, dtype)
         if seeds is not None:
-            product = ft.partial(
-                _jacobian_product_of_seed, lin, primals, layout, dec, side
-            )
+            product = ft.partial(_jacobian_product_of_seed, lin, primals, layout, side)
             B[side] = ravel_stacked(jax.vmap(product, in_axes=1)(seeds))
         else:
             product = ft.partial(jacobian_product, lin, primals, layout, dec, side)
             B[side] = _products(product, count, chunk_size)
-    return dec.concatenate(B.get("fwd"), B.get("rev")), out, aux
+    return dec.concatenate(B.get("fwd"), B.get("rev"))
 
 
-def hessian_linearization(g: Callable, primals: list):
-    """`(lin, value, aux)`: `g(*primals) = (value, aux)` for a scalar `value`, and
-    the linear map `v ↦ H v` (forward over reverse); `g` is evaluated once."""
+def nonzeros_of(
+    lin: Linear,
+    primals: list,
+    layout: Layout,
+    dec: Decompression,
+    chunk_size: int | None,
+    *,
+    replicated: bool = False,
+) -> Array:
+    """The nonzeros of a linear map, in the pattern's order: its products
+    decompressed, or for a sharded coloring, computed and decompressed over the
+    devices (`replicated`: see `sharded_nonzeros`).
+
+    A Hessian's linearization is the `Linear` of its gradient (JVPs only).
+    """
+    dtype = layout.jacobian_dtype()
+    if dec.sharded is not None:
+        from ._sharded import sharded_nonzeros  # it builds on this module
+
+        product = ft.partial(_side_product, layout, dec)
+        return sharded_nonzeros(
+            dec, lin, primals, product, dtype, chunk_size, replicated=replicated
+        )
+    return dec.decompress(products_of(lin, primals, layout, dec, chunk_size)).astype(
+        dtype
+    )
+
+
+def _side_product(layout, dec, lin, primals, side, k):
+    return jacobian_product(lin, primals, layout, dec, side, k)
+
+
+def gradient_linearization(g: Callable, primals: list):
+    """`(lin, grads, value, aux)`: `g(*primals) = (value, aux)` for a scalar
+    `value`, its gradient (a tuple, one per primal), and the `Linear` map
+    `v ↦ H v` (forward over reverse); `g` is evaluated once."""
     argnums = tuple(range(len(primals)))
 
     def gradient(*p):
         (value, aux), grads = jax.value_and_grad(g, argnums=argnums, has_aux=True)(*p)
         return grads, (value, aux)
 
-    _, lin, (value, aux) = jax.linearize(gradient, *primals, has_aux=True)
+    grads, hvp, (value, aux) = jax.linearize(gradient, *primals, has_aux=True)
+    return Linear(hvp, None), grads, value, aux
+
+
+def hessian_linearization(g: Callable, primals: list):
+    """`(lin, value, aux)`: as `gradient_linearization`, without the gradient."""
+    lin, _, value, aux = gradient_linearization(g, primals)
     return lin, value, aux
 
 
-def hessian_product(lin, layout: Layout, dec: Decompression, k) -> list[Array]:
+def hessian_product(lin: Linear, layout: Layout, dec: Decompression, k) -> list[Array]:
     """The `k`-th HVP from the linearization, as its leaves in their own shapes."""
-    assert dec.col_colors is not None
-    seed = _seed(dec.col_colors, k, layout.hessian_dtype())
-    return _hessian_product_of_seed(lin, layout, seed)
-
-
-def _hessian_product_of_seed(lin, layout: Layout, seed) -> list[Array]:
-    tangents = layout.unravel_inputs(seed)
-    return layout.input_parts(lin(*tangents), layout.hessian_dtype())
+    return jacobian_product(lin, [], HessianLayout(layout), dec, "fwd", k)
 
 
 def hessian_products(
@@ -547,14 +622,22 @@ def hessian_products(
         value, aux = g(*primals)
         return jnp.zeros(0, layout.hessian_dtype()), value, aux
     lin, value, aux = hessian_linearization(g, primals)
-    seeds = None
-    if not chunk_size:
-        seeds = constant_seeds(dec, "fwd", dec.num_fwd, layout.hessian_dtype())
-    if seeds is not None:
-        product = ft.partial(_hessian_product_of_seed, lin, layout)
-        B = ravel_stacked(jax.vmap(product, in_axes=1)(seeds))
-    else:
-        B = _products(
-            ft.partial(hessian_product, lin, layout, dec), dec.num_fwd, chunk_size
-        )
-    return dec.concatenate(B, None), value, aux
+    flat = products_of(lin, primals, HessianLayout(layout), dec, chunk_size)
+    return flat, value, aux
+
+
+class HessianLayout:
+    """A layout seen as that of its gradient, whose Jacobian is the Hessian: the
+    products map inputs to (per-primal) inputs, in the inputs' dtype."""
+
+    def __init__(self, layout):
+        self._layout = layout
+
+    def jacobian_dtype(self):
+        return self._layout.hessian_dtype()
+
+    def unravel_inputs(self, vector):
+        return self._layout.unravel_inputs(vector)
+
+    def output_parts(self, grads, dtype):
+        return self._layout.input_parts(grads, dtype)

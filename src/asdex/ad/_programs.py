@@ -31,6 +31,8 @@ import equinox as eqx
 import jax
 import jax.tree_util as jtu
 
+from .._caches import on_clear
+
 
 class _Program:
     """One body compiled for one structure of the derivative and of the arguments."""
@@ -81,6 +83,14 @@ _ENTRIES: dict[int, _Entry] = {}
 # recently used are kept here; a live derivative holds its own in its entry.
 _PROGRAMS: OrderedDict = OrderedDict()
 _MAX_PROGRAMS = 64
+
+
+@on_clear
+def _clear() -> None:
+    # Live derivatives compile their programs anew on their next call.
+    for entry in list(_ENTRIES.values()):
+        entry.programs.clear()
+    _PROGRAMS.clear()
 
 
 def _entry(derivative) -> _Entry | None:

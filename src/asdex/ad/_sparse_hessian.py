@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import equinox as eqx
-import jax.numpy as jnp
 import jax.tree_util as jtu
 
 from .._colored import ColoredPattern
+from .._trace import check_scalar_output
 from ._compressed import (
     Decompression,
     hessian_linearization,
@@ -72,7 +72,7 @@ class SparseHessian(AbstractSparseDerivative):
                 "coloring; a Hessian needs mode 'star' or 'acyclic' (from "
                 "`asdex.hessian_coloring`)."
             )
-        check_scalar_output(layout, caller)
+        check_scalar_output(layout.out_avals, caller, has_aux=layout.has_aux)
         if coloring.shape != (layout.n, layout.n):
             raise ValueError(
                 f"`{caller}`: the coloring is of a {coloring.shape[0]}×"
@@ -116,22 +116,3 @@ def _scalar(g):
         return jtu.tree_leaves(out)[0], aux
 
     return scalar
-
-
-def check_scalar_output(layout: Layout, caller: str) -> None:
-    """`f` must return one real scalar, as for `jax.hessian`."""
-    avals = layout.out_avals
-    if (
-        len(avals) != 1
-        or avals[0].shape != ()
-        or not jnp.issubdtype(avals[0].dtype, jnp.floating)
-    ):
-        got = ", ".join(f"{a.dtype}{list(a.shape)}" for a in avals) or "nothing"
-        hint = ""
-        if not layout.has_aux and len(avals) == 2 and avals[0].shape == ():
-            hint = " If `f` returns `(value, aux)`, pass `has_aux=True`."
-        raise TypeError(
-            f"`{caller}(f, ...)`: `f` must return one real scalar (a Hessian is "
-            f"the derivative of a scalar function), but it returns {got}. For a "
-            f"vector-valued function use `asdex.jacobian`.{hint}"
-        )

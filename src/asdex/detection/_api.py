@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from .._pattern import SparsityPattern
-from .._trace import Traced, sample_args, trace
+from .._trace import Traced, check_scalar_output, sample_args, trace
 from . import _rules  # noqa: F401  (registers the rules)
 from ._abstract import Abstract
 from ._deps import Deps, vstack
@@ -165,7 +165,7 @@ def hessian_sparsity(
             argnums,
             has_aux,
             caller,
-            transform=lambda fun, tracked: _gradient(fun, tracked, caller),
+            transform=lambda fun, tracked: gradient_of(fun, tracked, caller),
             local=at_point,
         )
 
@@ -174,23 +174,15 @@ def hessian_sparsity(
     return within(pattern, traced(True), symmetric=True) if local else pattern
 
 
-def _gradient(flat_fun: Callable, tracked: tuple[int, ...], caller: str) -> Callable:
+def gradient_of(flat_fun: Callable, tracked: tuple[int, ...], caller: str) -> Callable:
     """The flat function's gradient with respect to the tracked inputs; `caller`
     names the public function in errors."""
 
     def scalar(*dyn):
         outs = flat_fun(*dyn)
-        if (
-            len(outs) != 1
-            or outs[0].shape != ()
-            or not jax.numpy.issubdtype(outs[0].dtype, jax.numpy.floating)
-        ):
-            shapes = [(o.shape, str(o.dtype)) for o in outs]
-            raise TypeError(
-                f"`{caller}(f, ...)`: `f` must return one real scalar, "
-                f"got outputs of shape/dtype {shapes}. For a vector function use "
-                "`asdex.jacobian_sparsity`."
-            )
+        check_scalar_output(
+            outs, caller, advice="For a vector function use `asdex.jacobian_sparsity`."
+        )
         return outs[0]
 
     def grad(*dyn):

@@ -12,6 +12,7 @@
   the automatic [`asdex.SparseLinearSolver`][].
 """
 
+from ._damping import damped_operator as damped_operator
 from ._derivative_operators import (
     Compression as Compression,
     SparseHessianOperator as SparseHessianOperator,
@@ -32,6 +33,6 @@ from ._solver import (
     SparseNormalEquations as SparseNormalEquations,
     jacobi_preconditioner as jacobi_preconditioner,
 )
-from ._sparsify import damped_operator as damped_operator, sparsify as sparsify
+from ._sparsify import sparsify as sparsify
 from ._sparsify_matrix_free import sparsify_linear_map as sparsify_linear_map
 from ._superlu import set_factor_cache_size as set_factor_cache_size

@@ -33,6 +33,7 @@ import numpy as np
 import pyamg
 import scipy.sparse as sp
 
+from .._caches import on_clear
 from .._pattern import SparsityPattern
 from ._pattern_data import pattern_data
 
@@ -91,8 +92,9 @@ _STALE_FACTOR = 2
 _EPS = float(np.finfo(np.float64).eps)
 
 
+@on_clear
 def clear() -> None:
-    """Forget every hierarchy and every recorded failure (for tests)."""
+    """Forget every hierarchy and every recorded failure."""
     with _lock:
         _hierarchies.clear()
         _failed.clear()

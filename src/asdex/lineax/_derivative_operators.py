@@ -18,9 +18,6 @@ concrete device arrays in a small table keyed by the coloring, see
 
 from __future__ import annotations
 
-import functools as ft
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,22 +28,27 @@ import jax.tree_util as jtu
 import lineax as lx
 from jaxtyping import Array, Inexact, PyTree, Scalar
 
+from .._caches import cached
 from .._colored import ColoredPattern, refuse_local
-from .._trace import explain_traced_control_flow
+from .._trace import check_scalar_output, explain_traced_control_flow
 from ..ad._complex import complex_mode
-from ..ad._compressed import Decompression, DecompressionPlan, _products, _seed
+from ..ad._compressed import (
+    Decompression,
+    DecompressionPlan,
+    HessianLayout,
+    gradient_linearization,
+    jacobian_linearization,
+    nonzeros_of,
+)
 from ..ad._layout import check_coloring_samples
-from ..ad._sharded import sharded_nonzeros
 from ._operator import PatternIndices, SparseMatrixOperator, pattern_indices
 from ._pattern_data import pattern_data
 from ._sparsify import sparsify
 from ._structure import (
     FlatStructure,
-    checked_leaves,
+    TreeLayout,
     flatten_structure,
-    structure_dtype,
     structure_size,
-    unravel,
 )
 
 _JACOBIAN_MODES = ("fwd", "rev", "bidirectional")
@@ -84,11 +86,6 @@ class Compression(eqx.Module):
         return self.coloring.pattern
 
 
-_MAX_COMPRESSIONS = 16
-_table: OrderedDict[ColoredPattern, Compression] = OrderedDict()
-_lock = threading.Lock()
-
-
 def compression(coloring: ColoredPattern) -> Compression:
     """The [`asdex.lineax.Compression`][] of `coloring`, computed once and cached.
 
@@ -112,40 +109,21 @@ def compression(coloring: ColoredPattern) -> Compression:
             "`asdex.jacobian_coloring` or `asdex.hessian_coloring`."
         )
     refuse_local(coloring, "asdex.lineax.compression")
-    with _lock:
-        hit = _table.get(coloring)
-        if hit is not None:
-            _table.move_to_end(coloring)
-            return hit
+    return _compression(coloring)
+
+
+@cached(maxsize=16)
+def _compression(coloring: ColoredPattern) -> Compression:
     # Intern the pattern, so that every operator of this coloring shares one
     # pattern object (identity comparisons in `jit` caches and loop carries).
     pattern_data(coloring.pattern)
     with jax.ensure_compile_time_eval():
-        decompression = Decompression(DecompressionPlan.of(coloring))
-    out = Compression(coloring, decompression, pattern_indices(coloring.pattern))
-    with _lock:
-        _table[coloring] = out
-        while len(_table) > _MAX_COMPRESSIONS:
-            _table.popitem(last=False)
-    return out
+        decompression = Decompression(DecompressionPlan.of(coloring), in_solvers=True)
+    return Compression(coloring, decompression, pattern_indices(coloring.pattern))
 
 
 def _structure_of(tree) -> FlatStructure:
     return flatten_structure(jax.eval_shape(lambda: tree))
-
-
-def _compressed_products(
-    linear: Callable,
-    colors: Array,
-    count: int,
-    flat_in: FlatStructure,
-    flat_out: FlatStructure,
-    dtype,
-    chunk_size: int | None,
-) -> Array:
-    """`[ravel(linear(unravel(s_k))) for each seed s_k]`, shape `(count, size_out)`."""
-    product = ft.partial(_seeded_product, linear, colors, flat_in, flat_out, dtype)
-    return _products(product, count, chunk_size)
 
 
 def _no_aux(fn: Callable, args: Any, has_aux: bool) -> Callable:
@@ -166,81 +144,13 @@ def compressed_jacobian(
     """`(out, aux, values)`: `fn(y, args)` and its Jacobian's nonzeros at `y`.
 
     `fn` is evaluated once: its value comes out of the same `jax.linearize` (or
-    `jax.vjp`) as the compressed products.
+    `jax.vjp`) as the compressed products, which `asdex.ad`'s engine computes.
     """
     dec = compression.decompression
-    g = _no_aux(fn, args, has_aux)
-    flat_in = _structure_of(y)
-    if dec.kind in ("fwd", "bidirectional"):
-        out, jvp, aux = jax.linearize(g, y, has_aux=True)
-        vjp = None
-    else:
-        out, vjp, aux = jax.vjp(g, y, has_aux=True)
-        jvp = None
-    flat_out = _structure_of(out)
-    dtype = structure_dtype(flat_out)
-    if dec.sharded is not None:
-        values = _sharded_jacobian(
-            (jvp, vjp), y, dec, flat_in, flat_out, dtype, chunk_size
-        )
-        return out, aux, values
-    if dec.num_rev and vjp is None:  # a bidirectional coloring's VJPs
-        vjp = jax.linear_transpose(jvp, y)
-    B_fwd = B_rev = None
-    if dec.num_fwd:
-        assert jvp is not None and dec.col_colors is not None
-        B_fwd = _compressed_products(
-            jvp, dec.col_colors, dec.num_fwd, flat_in, flat_out, dtype, chunk_size
-        )
-    if dec.num_rev:
-        assert vjp is not None and dec.row_colors is not None
-        B_rev = _compressed_products(
-            _pullback(vjp),
-            dec.row_colors,
-            dec.num_rev,
-            flat_out,
-            flat_in,
-            dtype,
-            chunk_size,
-        )
-    if B_fwd is None and B_rev is None:
-        values = jnp.zeros(0, dtype)
-    else:
-        values = dec.decompress(dec.concatenate(B_fwd, B_rev)).astype(dtype)
+    lin, out, aux = jacobian_linearization(_no_aux(fn, args, has_aux), [y], dec)
+    layout = TreeLayout(_structure_of(y), _structure_of(out))
+    values = nonzeros_of(lin, [y], layout, dec, chunk_size, replicated=True)
     return out, aux, values
-
-
-def _pullback(vjp: Callable) -> Callable:
-    def pullback(cotangent):
-        (tangent,) = vjp(cotangent)
-        return tangent
-
-    return pullback
-
-
-def _seeded_product(linear, colors, flat_in, flat_out, dtype, k) -> list[Array]:
-    """`linear` at the seed of color `k`, as the leaves of its flat output."""
-    seed = unravel(_seed(colors, k, dtype), flat_in)
-    leaves = checked_leaves(linear(seed), flat_out)
-    return [leaf.astype(dtype) for leaf in leaves] or [jnp.zeros(0, dtype)]
-
-
-def _sharded_jacobian(lin, y, dec: Decompression, flat_in, flat_out, dtype, chunk_size):
-    """`compressed_jacobian`'s nonzeros with the products spread over the devices
-    of the coloring's sharding (see `ad/_sharded.py`); `lin` is `(jvp, vjp)`,
-    either of them `None`."""
-
-    def product(lin, primals, side, k):
-        jvp, vjp = lin
-        if side == "fwd":
-            return _seeded_product(jvp, dec.col_colors, flat_in, flat_out, dtype, k)
-        if vjp is None:  # a bidirectional coloring's VJPs transpose its JVP map
-            vjp = jax.linear_transpose(jvp, *primals)
-        return _seeded_product(
-            _pullback(vjp), dec.row_colors, flat_out, flat_in, dtype, k
-        )
-
-    return sharded_nonzeros(dec, lin, [y], product, dtype, chunk_size, replicated=True)
 
 
 def compressed_hessian(
@@ -256,32 +166,10 @@ def compressed_hessian(
     Hessian's nonzeros at `y`, by one forward-over-reverse linearisation."""
     dec = compression.decompression
     g = _no_aux(fn, args, has_aux)
-
-    def gradient(y):
-        (value, aux), grad = jax.value_and_grad(g, has_aux=True)(y)
-        return grad, (value, aux)
-
+    lin, (grad,), value, aux = gradient_linearization(g, [y])
     flat_in = _structure_of(y)
-    dtype = structure_dtype(flat_in)
-    grad, hvp, (value, aux) = jax.linearize(gradient, y, has_aux=True)
-    if dec.sharded is not None:
-
-        def product(hvp, primals, side, k):
-            del primals, side  # HVPs only
-            return _seeded_product(hvp, dec.col_colors, flat_in, flat_in, dtype, k)
-
-        values = sharded_nonzeros(
-            dec, hvp, [y], product, dtype, chunk_size, replicated=True
-        )
-        return value, grad, aux, values
-    if dec.num_fwd == 0:
-        values = jnp.zeros(0, dtype)
-    else:
-        assert dec.col_colors is not None
-        B = _compressed_products(
-            hvp, dec.col_colors, dec.num_fwd, flat_in, flat_in, dtype, chunk_size
-        )
-        values = dec.decompress(dec.concatenate(B, None)).astype(dtype)
+    layout = HessianLayout(TreeLayout(flat_in, flat_in))
+    values = nonzeros_of(lin, [y], layout, dec, chunk_size, replicated=True)
     return value, grad, aux, values
 
 
@@ -504,7 +392,7 @@ class SparseJacobianOperator(_NonzerosOperator):
         tags = _tags(tags)
         holomorphic = lineax_holomorphic(y)
         if coloring is None:
-            from .._api import jacobian_coloring
+            from .._colorings import jacobian_coloring
 
             coloring = jacobian_coloring(
                 fn, y, args, mode=None, holomorphic=holomorphic
@@ -611,18 +499,14 @@ class SparseHessianOperator(_NonzerosOperator):
         _refuse_coloring_as_point(caller, y)
         with explain_traced_control_flow(caller, "fn"):
             out_struct = eqx.filter_eval_shape(fn, y, args)
-        leaves = jax.tree.leaves(out_struct)
-        if (
-            len(leaves) != 1
-            or leaves[0].shape != ()
-            or not jnp.issubdtype(leaves[0].dtype, jnp.floating)
-        ):
-            raise TypeError(
-                f"`{caller}(fn=...)` must return one real scalar, got {out_struct}. "
-                "For a vector-valued function use `asdex.SparseJacobianOperator`."
-            )
+        check_scalar_output(
+            jax.tree.leaves(out_struct),
+            caller,
+            argument="fn",
+            advice="For a vector-valued function use `asdex.SparseJacobianOperator`.",
+        )
         if coloring is None:
-            from .._api import hessian_coloring
+            from .._colorings import hessian_coloring
 
             coloring = hessian_coloring(fn, y, args)
         n = structure_size(_structure_of(y))

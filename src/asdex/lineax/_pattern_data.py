@@ -1,21 +1,21 @@
 """Facts about a `SparsityPattern` that the operator and the solvers reuse.
 
 Everything here is derived once per pattern, in numpy, and kept in a small
-least-recently-used table keyed by the pattern. Patterns hash once (their hash is
-cached) and a dictionary lookup checks identity before equality, so a lookup with
-the pattern object that filled the entry costs nothing beyond the hash.
+least-recently-used cache keyed by the pattern (see `asdex._caches`). Patterns
+hash once (their hash is cached) and a lookup checks identity before equality, so
+a lookup with the pattern object that filled the entry costs nothing beyond the
+hash.
 """
 
 from __future__ import annotations
 
 import functools as ft
-import threading
-from collections import OrderedDict
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._caches import cached
 from .._pattern import SparsityPattern
 
 _MAX_PATTERNS = 16
@@ -106,18 +106,7 @@ class PatternData:
             )
 
 
-_table: OrderedDict[SparsityPattern, PatternData] = OrderedDict()
-_lock = threading.Lock()
-
-
+@cached(maxsize=_MAX_PATTERNS)
 def pattern_data(pattern: SparsityPattern) -> PatternData:
     """The (cached) `PatternData` of `pattern`."""
-    with _lock:
-        data = _table.get(pattern)
-        if data is None:
-            data = _table[pattern] = PatternData(pattern)
-            while len(_table) > _MAX_PATTERNS:
-                _table.popitem(last=False)
-        else:
-            _table.move_to_end(pattern)
-        return data
+    return PatternData(pattern)

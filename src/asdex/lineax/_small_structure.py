@@ -20,13 +20,13 @@ them: a pivot of the blocks' LU below `min(size, 100) · ε` of the largest (see
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._caches import cached
 from .._pattern import SparsityPattern
 from ._pattern_data import pattern_data
 
@@ -60,7 +60,7 @@ def _smallest_block(first: np.ndarray, second: np.ndarray, n: int) -> int | None
     return None
 
 
-@functools.lru_cache(maxsize=64)
+@cached(maxsize=64)
 def square_blocks(pattern: SparsityPattern) -> _Blocks | None:
     """The blocks of a square block-diagonal pattern, or `None`."""
     m, n = pattern.shape
@@ -73,7 +73,7 @@ def square_blocks(pattern: SparsityPattern) -> _Blocks | None:
     return _Blocks(k, n // k, k, rows // k, rows % k, cols % k)
 
 
-@functools.lru_cache(maxsize=64)
+@cached(maxsize=64)
 def gram_blocks(pattern: SparsityPattern) -> _Blocks | None:
     """For `AᵀA`: the column blocks of a pattern whose every row lies within one
     of them, with the rows stacked per block, or `None`."""

@@ -13,19 +13,17 @@ other operator types can register how they become sparse.
 from __future__ import annotations
 
 import functools as ft
-import threading
-from collections import OrderedDict
 
 import jax
 import jax.numpy as jnp
 import lineax as lx
 import numpy as np
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array
 
 from .._pattern import SparsityPattern
-from ._operator import PatternIndices, SparseMatrixOperator, pattern_indices
-from ._pattern_data import pattern_data
+from ._operator import SparseMatrixOperator
 from ._structure import flatten_structure, ravel
+from ._sum import add, with_values
 
 # Lineax's structure queries and the tags that record them. A wrapper's tags are
 # whatever Lineax itself concludes about the wrapper: that keeps Lineax's rules (the
@@ -88,23 +86,6 @@ def sparsify(operator: lx.AbstractLinearOperator) -> SparseMatrixOperator:
     )
 
 
-def _with(
-    operator: SparseMatrixOperator,
-    values: Array | None = None,
-    tags: frozenset[object] | None = None,
-    input_structure=None,
-    output_structure=None,
-) -> SparseMatrixOperator:
-    return SparseMatrixOperator(
-        operator.values if values is None else values,
-        operator.pattern,
-        operator.in_structure() if input_structure is None else input_structure,
-        operator.out_structure() if output_structure is None else output_structure,
-        operator.tags if tags is None else tags,
-        indices=operator.indices,
-    )
-
-
 def _diagonal_operator(diagonal: Array, pattern_shape, in_structure, out_structure):
     m, n = pattern_shape
     size = min(m, n)
@@ -121,13 +102,13 @@ def _(operator):
 @sparsify.register(lx.TaggedLinearOperator)
 def _(operator):
     inner = sparsify(operator.operator)
-    return _with(inner, tags=inner.tags | operator.tags)
+    return with_values(inner, tags=inner.tags | operator.tags)
 
 
 @sparsify.register(lx.NegLinearOperator)
 def _(operator):
     inner = sparsify(operator.operator)
-    return _with(inner, -inner.values, _lineax_tags(operator))
+    return with_values(inner, -inner.values, _lineax_tags(operator))
 
 
 @sparsify.register(lx.MulLinearOperator)
@@ -135,7 +116,7 @@ def _(operator):
     inner = sparsify(operator.operator)
     with jax.numpy_dtype_promotion("standard"):
         values = inner.values * operator.scalar
-    return _with(inner, values, _lineax_tags(operator))
+    return with_values(inner, values, _lineax_tags(operator))
 
 
 @sparsify.register(lx.DivLinearOperator)
@@ -143,7 +124,7 @@ def _(operator):
     inner = sparsify(operator.operator)
     with jax.numpy_dtype_promotion("standard"):
         values = inner.values / operator.scalar
-    return _with(inner, values, _lineax_tags(operator))
+    return with_values(inner, values, _lineax_tags(operator))
 
 
 @sparsify.register(lx.IdentityLinearOperator)
@@ -194,7 +175,7 @@ def _(operator):
 @sparsify.register(lx.AddLinearOperator)
 def _(operator):
     total = add(sparsify(operator.operator1), sparsify(operator.operator2))
-    return _with(total, tags=_lineax_tags(operator))
+    return with_values(total, tags=_lineax_tags(operator))
 
 
 @sparsify.register(lx.ComposedLinearOperator)
@@ -205,7 +186,7 @@ def _(operator):
         d = lx.diagonal(left)
         with jax.numpy_dtype_promotion("standard"):
             values = inner.values * d[inner.indices.rows]
-        return _with(
+        return with_values(
             inner,
             values,
             _lineax_tags(operator),
@@ -216,7 +197,7 @@ def _(operator):
         d = lx.diagonal(right)
         with jax.numpy_dtype_promotion("standard"):
             values = inner.values * d[inner.indices.cols]
-        return _with(
+        return with_values(
             inner,
             values,
             _lineax_tags(operator),
@@ -232,187 +213,3 @@ def _(operator):
 
 def _is_diagonal_structure(operator: lx.AbstractLinearOperator) -> bool:
     return lx.is_diagonal(operator) and operator.in_size() == operator.out_size()
-
-
-# ---------------------------------------------------------------- sums
-
-
-def add(a: SparseMatrixOperator, b: SparseMatrixOperator) -> SparseMatrixOperator:
-    """The sum of two sparse operators of the same shape, on the union pattern."""
-    if a.pattern.shape != b.pattern.shape:
-        raise ValueError(
-            f"Cannot add sparse operators of shapes {a.pattern.shape} and "
-            f"{b.pattern.shape}."
-        )
-    with jax.numpy_dtype_promotion("standard"):
-        dtype = jnp.result_type(a.values, b.values)
-    va, vb = a.values.astype(dtype), b.values.astype(dtype)
-    if a.pattern is b.pattern or a.pattern == b.pattern:
-        return _with(a, va + vb, frozenset())
-    data_a, data_b = pattern_data(a.pattern), pattern_data(b.pattern)
-    # The common case `H + λI` (Levenberg–Marquardt, Tikhonov): add the diagonal
-    # elementwise, `where(row == col, d[row], 0)`, without any new index array.
-    if data_b.is_diagonal and data_a.has_full_diagonal:
-        return _with(a, va + _spread_diagonal(b, a, dtype), frozenset())
-    if data_a.is_diagonal and data_b.has_full_diagonal:
-        return _with(b, vb + _spread_diagonal(a, b, dtype), frozenset())
-    union, pos_a, pos_b = _union(a.pattern, b.pattern)
-    # The positions are derived from the static patterns, so under `jit` they are
-    # constants of the program (as are the union's own index arrays).
-    values = (
-        jnp.zeros(union.nnz, dtype)
-        .at[pos_a]
-        .add(va, unique_indices=True, mode="promise_in_bounds")
-        .at[pos_b]
-        .add(vb, unique_indices=True, mode="promise_in_bounds")
-    )
-    return SparseMatrixOperator(
-        values,
-        union,
-        a.in_structure(),
-        a.out_structure(),
-        indices=pattern_indices(union),
-    )
-
-
-def _spread_diagonal(diag_op: SparseMatrixOperator, full: SparseMatrixOperator, dtype):
-    """`diag_op`'s diagonal laid out on `full`'s pattern, which holds the diagonal."""
-    m, n = full.pattern.shape
-    size = min(m, n)
-    d = (
-        jnp.zeros(size, dtype)
-        .at[diag_op.indices.rows]
-        .add(diag_op.values.astype(dtype), mode="promise_in_bounds")
-    )
-    frows, fcols = full.indices.rows, full.indices.cols
-    on_diagonal = frows == fcols
-    safe = jnp.where(on_diagonal, frows, 0)
-    return jnp.where(on_diagonal, d.at[safe].get(mode="promise_in_bounds"), 0)
-
-
-_union_table: OrderedDict = OrderedDict()
-_union_lock = threading.Lock()
-
-
-def _union(pa: SparsityPattern, pb: SparsityPattern):
-    key = (pa, pb)
-    with _union_lock:
-        hit = _union_table.get(key)
-        if hit is not None:
-            _union_table.move_to_end(key)
-            return hit
-    n = pa.shape[1]
-    keys_a = pa.rows.astype(np.int64) * n + pa.cols
-    keys_b = pb.rows.astype(np.int64) * n + pb.cols
-    keys = np.union1d(keys_a, keys_b)
-    rows, cols = np.divmod(keys, max(n, 1))
-    union = SparsityPattern._canonical(rows, cols, pa.shape)
-    dtype = pattern_data(union).index_dtype
-    with jax.ensure_compile_time_eval():
-        pos_a = jnp.asarray(np.searchsorted(keys, keys_a).astype(dtype))
-        pos_b = jnp.asarray(np.searchsorted(keys, keys_b).astype(dtype))
-    out = (union, pos_a, pos_b)
-    with _union_lock:
-        _union_table[key] = out
-        while len(_union_table) > 8:
-            _union_table.popitem(last=False)
-    return out
-
-
-# ---------------------------------------------------------------- damping
-
-
-def damped_operator(
-    jacobian: lx.AbstractLinearOperator, damping: ArrayLike
-) -> SparseMatrixOperator:
-    r"""The stacked operator $[J;\ \sqrt{\lambda} I]$ of a damped least-squares step.
-
-    Levenberg–Marquardt's step solves $\min_x \|Jx - r\|^2 + \lambda \|x\|^2$: the
-    least-squares problem for this operator against `(r, zeros)`, whose normal
-    equations are $(J^\top J + \lambda I)\,x = J^\top r$. `optx.LevenbergMarquardt`
-    builds the same operator as a `lineax.FunctionLinearOperator`, whose function
-    Lineax traces into a jaxpr, so that no solver can recover the sparse $J$ from
-    it; a sparse Levenberg–Marquardt descent should build it with this function
-    instead and solve with [`asdex.lineax.SparseNormalEquations`][] (or
-    [`asdex.SparseLinearSolver`][]).
-
-    The output structure is `(J's output structure, J's input structure)`, as in
-    Optimistix. Nothing dense is formed, and no index array is created from the
-    pattern: the stacked indices are computed from `J`'s index arrays, so they
-    stay arguments of a jitted caller.
-
-    **Arguments:**
-
-    - `jacobian`: an operator with a sparse form, `J` (see
-        [`asdex.lineax.sparsify`][]).
-    - `damping`: the scalar $\lambda \ge 0$.
-
-    **Returns:**
-
-    A [`asdex.lineax.SparseMatrixOperator`][] of shape `(m + n, n)`.
-    """
-    sparse = sparsify(jacobian)
-    m, n = sparse.pattern.shape
-    nnz = sparse.pattern.nnz
-    pattern = _damped_pattern(sparse.pattern)
-    rows, cols, perm = (
-        sparse.indices.rows,
-        sparse.indices.cols,
-        sparse.indices.transpose_perm,
-    )
-    dtype = rows.dtype
-    diagonal = jnp.arange(n, dtype=dtype)
-    # Row-major order of [J; I]: J's entries, then one entry per row of I.
-    stacked_rows = jnp.concatenate([rows, m + diagonal])
-    stacked_cols = jnp.concatenate([cols, diagonal])
-    # The transpose's order is column by column: J's entries of column j (in J's
-    # transpose order), then the identity's entry of column j, whose row m + j is
-    # the largest. So J's t-th entry in transpose order, in column c, moves to
-    # t + c, and column j's identity entry lands after the c ≤ j entries of J.
-    cols_t = cols.at[perm].get(mode="promise_in_bounds", wrap_negative_indices=False)
-    per_column = jax.ops.segment_sum(
-        jnp.ones(nnz, dtype), cols, num_segments=n, mode="promise_in_bounds"
-    )
-    through = jnp.cumsum(per_column).astype(dtype)
-    stacked_perm = (
-        jnp.zeros(nnz + n, dtype)
-        .at[jnp.arange(nnz, dtype=dtype) + cols_t]
-        .set(perm, unique_indices=True, mode="promise_in_bounds")
-        .at[through + diagonal]
-        .set(nnz + diagonal, unique_indices=True, mode="promise_in_bounds")
-    )
-    with jax.numpy_dtype_promotion("standard"):
-        root = jnp.sqrt(jnp.asarray(damping)).astype(sparse.values.dtype)
-    values = jnp.concatenate(
-        [sparse.values, jnp.broadcast_to(root, (n,)).astype(sparse.values.dtype)]
-    )
-    return SparseMatrixOperator(
-        values,
-        pattern,
-        sparse.in_structure(),
-        (sparse.out_structure(), sparse.in_structure()),
-        indices=PatternIndices(stacked_rows, stacked_cols, stacked_perm),
-    )
-
-
-_damped_table: OrderedDict = OrderedDict()
-
-
-def _damped_pattern(pattern: SparsityPattern) -> SparsityPattern:
-    with _union_lock:
-        hit = _damped_table.get(pattern)
-        if hit is not None:
-            _damped_table.move_to_end(pattern)
-            return hit
-    m, n = pattern.shape
-    diagonal = np.arange(n)
-    stacked = SparsityPattern._canonical(
-        np.concatenate([pattern.rows, m + diagonal]),
-        np.concatenate([pattern.cols, diagonal]),
-        (m + n, n),
-    )
-    with _union_lock:
-        _damped_table[pattern] = stacked
-        while len(_damped_table) > 8:
-            _damped_table.popitem(last=False)
-    return stacked

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools as ft
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -52,20 +52,19 @@ import lineax as lx
 import numpy as np
 from jaxtyping import Array
 
+from .._caches import cached
 from .._colored import ColoredPattern
-from ..ad._sharded import sharded_nonzeros
+from ..ad._compressed import Linear, nonzeros_of
 from ..coloring import color_hessian, color_jacobian
 from ..detection import PatternTooDenseError, jacobian_sparsity
+from ._damping import damped_pattern
 from ._derivative_operators import (
     Compression,
-    _compressed_products,
-    _pullback,
-    _seeded_product,
     compression,
 )
 from ._operator import SparseMatrixOperator
-from ._sparsify import _damped_pattern, _lineax_tags, sparsify
-from ._structure import flatten_structure, ravel, structure_dtype, unravel
+from ._sparsify import _lineax_tags, sparsify
+from ._structure import TreeLayout, flatten_structure, ravel, unravel
 
 # The coloring that `SparseLinearSolver(coloring=...)` was given, while it
 # sparsifies an operator. A context variable rather than an argument, so that
@@ -128,58 +127,33 @@ def _raise_dense(name: str, pattern, colors: int):
 
 
 def _values(operator: lx.AbstractLinearOperator, comp: Compression) -> Array:
-    """The nonzeros of a linear operator: `mv` of the seeds, decompressed."""
+    """The nonzeros of a linear operator: `mv` of the seeds, decompressed by
+    `asdex.ad`'s engine (star and acyclic colorings seed columns as column
+    colorings do: `B = A S`).
+
+    A sharded coloring's devices apply the operator's `mv` as a linearization, a
+    PyTree of its constants: Optimistix's operators wrap closure-converted
+    functions, which refuse the arguments of a `shard_map` (their sharding
+    differs from the example's)."""
     dec = comp.decompression
-    flat_in = flatten_structure(operator.in_structure())
-    flat_out = flatten_structure(operator.out_structure())
-    dtype = structure_dtype(flat_out)
-    if dec.sharded is not None:
-        return _sharded_values(operator, dec, flat_in, flat_out, dtype)
-    B_fwd = B_rev = None
-    # Star and acyclic colorings seed columns as "fwd" colorings do: `B = A S`.
-    if dec.num_fwd:
-        assert dec.col_colors is not None
-        B_fwd = _compressed_products(
-            operator.mv, dec.col_colors, dec.num_fwd, flat_in, flat_out, dtype, None
-        )
-    if dec.num_rev:
-        assert dec.row_colors is not None
-        B_rev = _compressed_products(
-            operator.transpose().mv,
-            dec.row_colors,
-            dec.num_rev,
-            flat_out,
-            flat_in,
-            dtype,
-            None,
-        )
-    return dec.decompress(dec.concatenate(B_fwd, B_rev)).astype(dtype)
-
-
-def _sharded_values(operator, dec, flat_in, flat_out, dtype) -> Array:
-    """`_values` with the products spread over the devices of the coloring's
-    sharding (see `ad/_sharded.py`).
-
-    The devices apply the operator's `mv` as a linearization, a PyTree of its
-    constants: Optimistix's operators wrap closure-converted functions, which
-    refuse the arguments of a `shard_map` (their sharding differs from the
-    example's)."""
+    layout = TreeLayout(
+        flatten_structure(operator.in_structure()),
+        flatten_structure(operator.out_structure()),
+    )
     zero = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), operator.in_structure())
-    _, mv = jax.linearize(operator.mv, zero)
-
-    def product(mv, primals, side, k):
-        if side == "fwd":
-            return _seeded_product(mv, dec.col_colors, flat_in, flat_out, dtype, k)
-        return _seeded_product(
-            _pullback(jax.linear_transpose(mv, *primals)),
-            dec.row_colors,
-            flat_out,
-            flat_in,
-            dtype,
-            k,
+    if dec.sharded is not None:
+        _, mv = jax.linearize(operator.mv, zero)
+        lin = Linear(mv, None)
+    else:
+        transpose = operator.transpose().mv if dec.num_rev else None
+        lin = Linear(
+            operator.mv, None if transpose is None else _as_pullback(transpose)
         )
+    return nonzeros_of(lin, [zero], layout, dec, None, replicated=True)
 
-    return sharded_nonzeros(dec, mv, [zero], product, dtype, replicated=True)
+
+def _as_pullback(mv: Callable) -> Callable:
+    return lambda cotangent: (mv(cotangent),)
 
 
 def _given_coloring_for(
@@ -217,11 +191,11 @@ def is_damped_stack(operator: lx.AbstractLinearOperator) -> bool:
     )
 
 
-@ft.lru_cache(maxsize=8)
+@cached(maxsize=8)
 def _stacked_coloring(pattern) -> ColoredPattern:
     # A row of `I` has one entry, so J's column colors would do, but J may have
     # been colored by rows; coloring `[J; I]` afresh is cheap (numpy, per trace).
-    return ColoredPattern(color_jacobian(_damped_pattern(pattern)))
+    return ColoredPattern(color_jacobian(damped_pattern(pattern)))
 
 
 def _checked_values(

@@ -104,3 +104,41 @@ def unravel(vector: Shaped[Array, " n"], flat: FlatStructure) -> PyTree[Array]:
             for piece, leaf in zip(pieces, struct_leaves, strict=True)
         ]
     return jtu.tree_unflatten(treedef, out)
+
+
+class TreeLayout:
+    """The layout of a function of one PyTree `y` (an operator's `fn(y, args)` or
+    `mv`), as the compressed-AD engine (`asdex.ad._compressed`) reads layouts:
+    tangents of `y` from flat seeds, and products as lists of leaves.
+
+    Its values take the outputs' promoted dtype (`structure_dtype`), as Lineax's
+    operators do.
+    """
+
+    def __init__(self, flat_in: FlatStructure, flat_out: FlatStructure):
+        self.flat_in = flat_in
+        self.flat_out = flat_out
+
+    def jacobian_dtype(self):
+        return structure_dtype(self.flat_out)
+
+    def hessian_dtype(self):
+        return structure_dtype(self.flat_in)
+
+    def unravel_inputs(self, vector) -> list:
+        return [unravel(vector, self.flat_in)]
+
+    def unravel_outputs(self, vector):
+        return unravel(vector, self.flat_out)
+
+    def output_parts(self, out, dtype) -> list[Array]:
+        return _cast_leaves(checked_leaves(out, self.flat_out), dtype)
+
+    def input_parts(self, cotangents, dtype) -> list[Array]:
+        # A pullback's (or a gradient's) one cotangent per primal: `(y_bar,)`.
+        (tree,) = cotangents
+        return _cast_leaves(checked_leaves(tree, self.flat_in), dtype)
+
+
+def _cast_leaves(leaves: list[Array], dtype) -> list[Array]:
+    return [leaf.astype(dtype) for leaf in leaves] or [jnp.zeros(0, dtype)]

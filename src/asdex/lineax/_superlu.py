@@ -32,6 +32,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from jaxtyping import Array, Inexact, Int
 
+from .._caches import on_clear
 from .._pattern import SparsityPattern
 from ._amg import AMGConfig, AMGFactor, NotConverged, amg_failed_before
 from ._banded import BandedLU, band_widths
@@ -110,6 +111,7 @@ class FactorCache:
 
 
 factor_cache = FactorCache()
+on_clear(factor_cache.clear)
 
 
 def set_factor_cache_size(size: int) -> int:

@@ -202,7 +202,7 @@ def sparse_gauss_newton(
     check_sample_kwargs(residual_fn, sample_kwargs, _CALLER, "residual_fn")
     out_struct = _residual_structure(residual_fn, struct, sample_kwargs)
     if coloring is None:
-        from .._api import jacobian_coloring
+        from .._colorings import jacobian_coloring
 
         coloring = jacobian_coloring(
             lambda p, kw: residual_fn(p, **kw), struct, sample_kwargs

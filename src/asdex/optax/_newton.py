@@ -16,7 +16,7 @@ import optimistix as optx
 from jaxtyping import PyTree, Scalar
 
 from .._colored import ColoredPattern
-from .._trace import explain_traced_control_flow
+from .._trace import check_scalar_output, explain_traced_control_flow
 from ..lineax._derivative_operators import (
     SparseHessianOperator,
     compressed_hessian,
@@ -36,18 +36,14 @@ _CALLER = "asdex.optax.sparse_newton"
 def _check_scalar(fun: Callable, struct: PyTree, sample_kwargs: dict) -> None:
     with explain_traced_control_flow(_CALLER, "fun"):
         out = jax.eval_shape(lambda p, kw: fun(p, **kw), struct, sample_kwargs)
-    leaves = jtu.tree_leaves(out)
-    if (
-        len(leaves) != 1
-        or leaves[0].shape != ()
-        or not jnp.issubdtype(leaves[0].dtype, jnp.floating)
-    ):
-        raise TypeError(
-            f"`{_CALLER}(fun=...)` must return one real scalar (the loss), got "
-            f"{out}. For least squares, pass the residuals to "
-            "`asdex.optax.sparse_gauss_newton` instead; for a batch of losses, "
-            "reduce them with `jnp.sum` or `jnp.mean`."
-        )
+    check_scalar_output(
+        jtu.tree_leaves(out),
+        _CALLER,
+        argument="fun",
+        advice="For least squares, pass the residuals to "
+        "`asdex.optax.sparse_gauss_newton` instead; for a batch of losses, reduce "
+        "them with `jnp.sum` or `jnp.mean`.",
+    )
 
 
 @eqx.filter_jit
@@ -191,7 +187,7 @@ def sparse_newton(
     check_sample_kwargs(fun, sample_kwargs, _CALLER, "fun")
     _check_scalar(fun, struct, sample_kwargs)
     if coloring is None:
-        from .._api import hessian_coloring
+        from .._colorings import hessian_coloring
 
         coloring = hessian_coloring(lambda p, kw: fun(p, **kw), struct, sample_kwargs)
     comp = as_compression(coloring, "hessian", _CALLER)

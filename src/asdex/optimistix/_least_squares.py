@@ -28,12 +28,12 @@ import optimistix as optx
 from jaxtyping import Array, Bool, Int, PyTree, Scalar
 
 from .._colored import ColoredPattern
+from ..lineax._damping import damped_operator
 from ..lineax._derivative_operators import (
     Compression,
     SparseJacobianOperator,
     compressed_jacobian,
 )
-from ..lineax._sparsify import damped_operator
 from ._misc import (
     DEFAULT_LINEAR_SOLVER,
     as_compression,
