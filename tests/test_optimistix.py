@@ -428,7 +428,8 @@ def test_solver_errors():
     jacobian_coloring = asdex.jacobian_coloring(lambda y, a: y[1:] - y[:-1], x0, None)
     with pytest.raises(ValueError, match="hessian_coloring"):
         aox.SparseNewtonMinimiser(1e-8, 1e-8, coloring=jacobian_coloring)
-    with pytest.raises(ValueError, match="jacobian_coloring"):
+    # A pattern is not a coloring: the same TypeError as every entry point's.
+    with pytest.raises(TypeError, match="jacobian_coloring"):
         aox.SparseNewton(1e-8, 1e-8, coloring=jacobian_coloring.pattern)
     square = asdex.jacobian_coloring(lambda y, a: y**2 + jnp.roll(y, 1), x0, None)
     with pytest.raises(ValueError, match="other shapes"):

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from ._colored import ColoredPattern, warn_if_dense
+from ._colored import ColoredPattern, check_coloring, warn_if_dense
 from ._pattern import SparsityPattern
 from ._trace import (
     Traced,
@@ -113,6 +113,7 @@ class _Kind(abc.ABC):
     """A kind of derivative: Jacobian or Hessian."""
 
     modes: ClassVar[tuple[str | None, ...]]
+    symmetric: ClassVar[bool]
 
     @abc.abstractmethod
     def tracing(self, req: Request, local: bool = False) -> Tracing:
@@ -172,12 +173,7 @@ class _Kind(abc.ABC):
         return self.build(req, coloring, tracing, **options)
 
     def from_coloring(self, req: Request, coloring, **options):
-        if not isinstance(coloring, ColoredPattern):
-            raise TypeError(
-                f"`{req.caller}(coloring=...)` must be an `asdex.ColoredPattern` "
-                f"(from `asdex.{self.name}_coloring`), not {type(coloring).__name__}. "
-                f"For a pattern use `asdex.{self.name}_from_pattern`."
-            )
+        check_coloring(coloring, req.caller, hessian=self.symmetric, local_ok=True)
         warn_if_dense(coloring, req.caller, stacklevel=4)
         return self.build(req, coloring, **options)
 
@@ -202,6 +198,7 @@ class _Kind(abc.ABC):
 
 class _Jacobian(_Kind):
     modes = (None, "fwd", "rev", "bidirectional")
+    symmetric = False
     name = "jacobian"  # pyright: ignore[reportAssignmentType]
 
     def tracing(self, req, local=False):
@@ -239,6 +236,7 @@ class _Jacobian(_Kind):
 
 class _Hessian(_Kind):
     modes = (None, "star", "acyclic")
+    symmetric = True
     name = "hessian"  # pyright: ignore[reportAssignmentType]
 
     def tracing(self, req, local=False):

@@ -23,12 +23,22 @@ from .coloring import (
 
 Mode = Literal["fwd", "rev", "bidirectional", "star", "acyclic"]
 
-_MODES: dict[type, str] = {
-    ColumnColoringResult: "fwd",
-    RowColoringResult: "rev",
-    BicoloringResult: "bidirectional",
-    StarColoringResult: "star",
-    AcyclicColoringResult: "acyclic",
+_RESULTS = (
+    ColumnColoringResult,
+    RowColoringResult,
+    BicoloringResult,
+    StarColoringResult,
+    AcyclicColoringResult,
+)
+
+# What one product is called, and what the display calls the coloring.
+_PRODUCT = {"fwd": "JVP", "rev": "VJP", "star": "HVP", "acyclic": "HVP"}
+_KIND = {
+    "fwd": "JVP",
+    "rev": "VJP",
+    "bidirectional": "JVP+VJP",
+    "star": "HVP, star",
+    "acyclic": "HVP, acyclic",
 }
 
 
@@ -43,6 +53,47 @@ def refuse_local(coloring, caller: str, argument: str = "coloring") -> None:
             "evaluate at other points, where it can miss nonzeros. Detect the "
             "global pattern (`local=False`) for them."
         )
+
+
+def check_coloring(
+    coloring,
+    caller: str,
+    *,
+    hessian: bool,
+    shape: tuple[int, int] | None = None,
+    local_ok: bool = False,
+) -> ColoredPattern:
+    """The one check of a coloring that a user passes in (`coloring=`): a
+    `ColoredPattern`, of a Jacobian or a Hessian as `hessian` says, of `shape`,
+    and (unless `local_ok`) global."""
+    kind = "hessian" if hessian else "jacobian"
+    if not isinstance(coloring, ColoredPattern):
+        raise TypeError(
+            f"`{caller}(coloring=...)` must be an `asdex.ColoredPattern` (from "
+            f"`asdex.{kind}_coloring`), not {type(coloring).__name__}."
+        )
+    if not local_ok:
+        refuse_local(coloring, caller)
+    if coloring.result.symmetric != hessian:
+        got, wanted = "a Jacobian", "a Hessian (mode 'star' or 'acyclic')"
+        if not hessian:
+            got, wanted = (
+                "a Hessian",
+                "a Jacobian (mode 'fwd', 'rev' or 'bidirectional')",
+            )
+        raise ValueError(
+            f"`{caller}(coloring=...)` has mode {coloring.mode!r}, {got} coloring, "
+            f"but this needs one of {wanted}: build it with "
+            f"`asdex.{kind}_coloring`."
+        )
+    if shape is not None and coloring.shape != tuple(shape):
+        raise ValueError(
+            f"`{caller}(coloring=...)` is of a {coloring.shape[0]}×"
+            f"{coloring.shape[1]} pattern, but the function has a {shape[0]}×"
+            f"{shape[1]} {kind.capitalize()}. Was the coloring detected for other "
+            "shapes?"
+        )
+    return coloring
 
 
 class DenseColoringWarning(UserWarning):
@@ -115,18 +166,16 @@ class ColoredPattern:
     # not arrays), which sparse derivatives built from it check every call
     # against. Neither is part of equality or hash. `_sharding`: the devices the
     # products are spread over (see `shard`), part of equality and hash.
-    __slots__ = ("_result", "_mode", "_hash", "_samples", "_point", "_sharding")
+    __slots__ = ("_result", "_hash", "_samples", "_point", "_sharding")
 
     def __init__(self, result: AbstractColoringResult):
-        mode = _MODES.get(type(result))
-        if mode is None:
+        if not isinstance(result, _RESULTS):
             raise TypeError(
                 "`ColoredPattern(result=...)` must be a coloring result from "
                 "`asdex.coloring` (for example `asdex.coloring.color_columns("
                 f"pattern)`), not {type(result).__name__}."
             )
         self._result = result
-        self._mode = mode
         self._hash = None
         self._samples = None
         self._point = None
@@ -152,7 +201,7 @@ class ColoredPattern:
     @property
     def mode(self) -> Mode:
         """`"fwd"`, `"rev"`, `"bidirectional"`, `"star"` or `"acyclic"`."""
-        return self._mode  # pyright: ignore[reportReturnType]
+        return self._result.mode  # pyright: ignore[reportReturnType]
 
     @property
     def num_colors(self) -> int:
@@ -162,25 +211,17 @@ class ColoredPattern:
     @property
     def num_jvps(self) -> int:
         """The number of JVPs one evaluation costs (0 in reverse and Hessian modes)."""
-        if self._mode == "fwd":
-            return self.num_colors
-        if self._mode == "bidirectional":
-            return int(self._result.num_fwd_colors)  # pyright: ignore
-        return 0
+        return int(self._result.num_jvps)
 
     @property
     def num_vjps(self) -> int:
         """The number of VJPs one evaluation costs (0 in forward and Hessian modes)."""
-        if self._mode == "rev":
-            return self.num_colors
-        if self._mode == "bidirectional":
-            return int(self._result.num_rev_colors)  # pyright: ignore
-        return 0
+        return int(self._result.num_vjps)
 
     @property
     def num_hvps(self) -> int:
         """The number of HVPs one evaluation costs (0 for Jacobians)."""
-        return self.num_colors if self._mode in ("star", "acyclic") else 0
+        return int(self._result.num_hvps)
 
     @property
     def colors(self) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -197,10 +238,8 @@ class ColoredPattern:
     @property
     def is_dense(self) -> bool:
         """Whether the coloring costs as many products as dense differentiation."""
-        m, n = self.shape
-        if self._mode in ("star", "acyclic"):
-            return n > 0 and self.num_colors >= n
-        return min(m, n) > 0 and self.num_colors >= min(m, n)
+        dense = self._result.dense_products
+        return dense > 0 and self.num_colors >= dense
 
     @property
     def sharding(self) -> ProductSharding | None:
@@ -255,38 +294,14 @@ class ColoredPattern:
         One pattern, of shape `(m, c)` (`"fwd"`), `(c, n)` (`"rev"`) or `(n, c)`
         (Hessians), or two, `(m, c_fwd)` and `(c_rev, n)`, for `"bidirectional"`.
         """
-        p = self.pattern
-        rows, cols = p.rows.astype(np.int64), p.cols.astype(np.int64)
-        m, n = p.shape
-        c = self.num_colors
-        if self._mode in ("fwd", "star", "acyclic"):
-            colors = np.asarray(self.colors)
-            return (SparsityPattern(rows, colors[cols], (m, c)),)
-        if self._mode == "rev":
-            colors = np.asarray(self.colors)
-            return (SparsityPattern(colors[rows], cols, (c, n)),)
-        col_colors, row_colors = self.colors  # pyright: ignore[reportGeneralTypeIssues]
-        col_colors = np.asarray(col_colors, dtype=np.int64)
-        row_colors = np.asarray(row_colors, dtype=np.int64)
-        fwd = col_colors[cols] >= 0
-        rev = row_colors[rows] >= 0
-        return (
-            SparsityPattern(rows[fwd], col_colors[cols[fwd]], (m, self.num_jvps)),
-            SparsityPattern(row_colors[rows[rev]], cols[rev], (self.num_vjps, n)),
-        )
+        return self._result.compressed_patterns()
 
     # ---------------------------------------------------------------- display
 
     def _summary(self) -> tuple[str, str]:
         m, n = self.shape
         c = self.num_colors
-        kind = {
-            "fwd": "JVP",
-            "rev": "VJP",
-            "bidirectional": "JVP+VJP",
-            "star": "HVP, star",
-            "acyclic": "HVP, acyclic",
-        }[self._mode]
+        kind = _KIND[self.mode]
         sharded = ""
         if self._sharding is not None:
             sharded = f", over {_plural(self._sharding.size, 'device')}"
@@ -294,18 +309,14 @@ class ColoredPattern:
             f"ColoredPattern({self.pattern._header()}, {kind}, "
             f"{_plural(c, 'color')}{sharded})"
         )
-        if self._mode in ("star", "acyclic"):
-            cost = _plural(c, "HVP")
+        product = _PRODUCT.get(self.mode)
+        if product is not None:
+            cost = _plural(c, product)
+        else:
+            cost = f"{_plural(self.num_jvps, 'JVP')} + {_plural(self.num_vjps, 'VJP')}"
+        if self._result.symmetric:
             dense = _plural(n, "HVP")
         else:
-            if self._mode == "fwd":
-                cost = _plural(c, "JVP")
-            elif self._mode == "rev":
-                cost = _plural(c, "VJP")
-            else:
-                cost = (
-                    f"{_plural(self.num_jvps, 'JVP')} + {_plural(self.num_vjps, 'VJP')}"
-                )
             dense = f"{_plural(m, 'VJP')} or {_plural(n, 'JVP')}"
         return header, f"  {cost} (instead of {dense})"
 
@@ -327,7 +338,7 @@ class ColoredPattern:
 
     def _digest(self) -> str:
         h = hashlib.blake2b(digest_size=16)
-        h.update(self._mode.encode())
+        h.update(self.mode.encode())
         h.update(self.pattern._digest().encode())
         colors = self.colors
         for c in colors if isinstance(colors, tuple) else (colors,):
@@ -344,7 +355,9 @@ class ColoredPattern:
             return NotImplemented
         if self is other:
             return True
-        if self._mode != other._mode or self._sharding != other._sharding:
+        if type(self._result) is not type(other._result):
+            return False
+        if self._sharding != other._sharding:
             return False
         if self.pattern != other.pattern:
             return False
@@ -378,10 +391,10 @@ def warn_if_dense(coloring: ColoredPattern, caller: str, stacklevel: int = 3) ->
     if not coloring.is_dense:
         return
     m, n = coloring.shape
-    dense_products = n if coloring.mode in ("star", "acyclic") else min(m, n)
-    if dense_products <= 1:
+    result = coloring.result
+    if result.dense_products <= 1:
         return
-    if coloring.mode in ("star", "acyclic"):
+    if result.symmetric:
         dense = f"`jax.hessian` ({_plural(n, 'HVP')})"
     else:
         dense = (
@@ -394,7 +407,7 @@ def warn_if_dense(coloring: ColoredPattern, caller: str, stacklevel: int = 3) ->
         + (
             " A few dense rows and columns (an arrowhead) are cheap with "
             '`mode="bidirectional"`.'
-            if coloring.mode in ("fwd", "rev")
+            if isinstance(result, ColumnColoringResult | RowColoringResult)
             else ""
         ),
         DenseColoringWarning,

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PyTree, Scalar
 
-from ._colored import ColoredPattern
+from ._colored import ColoredPattern, check_coloring
 from ._pattern import SparsityPattern
 from ._trace import check_scalar_output, explain_traced_control_flow
 from .coloring import (
@@ -26,8 +26,6 @@ from .coloring import (
     StarColoringResult,
 )
 from .lineax._derivative_operators import (
-    _HESSIAN_MODES,
-    _JACOBIAN_MODES,
     Compression,
     SparseHessianOperator,
     SparseJacobianOperator,
@@ -35,7 +33,6 @@ from .lineax._derivative_operators import (
     _hessian_values,
     _jacobian_values,
     _tags,
-    check_coloring,
     check_complex_coloring,
     compression,
     lineax_holomorphic,
@@ -169,7 +166,7 @@ class SparseFunction(eqx.Module):
                 jacobian_coloring = detect(
                     fn, y, args, mode=mode, holomorphic=lineax_holomorphic(y)
                 )
-            check_coloring(jacobian_coloring, _JACOBIAN_MODES, (m, n), caller)
+            check_coloring(jacobian_coloring, caller, hessian=False, shape=(m, n))
             check_complex_coloring(y, out_struct, jacobian_coloring, caller)
             jac_comp = compression(jacobian_coloring)
         if hessian:
@@ -177,7 +174,7 @@ class SparseFunction(eqx.Module):
                 from ._colorings import hessian_coloring as detect_hessian
 
                 hessian_coloring = detect_hessian(fn, y, args)
-            check_coloring(hessian_coloring, _HESSIAN_MODES, (n, n), caller)
+            check_coloring(hessian_coloring, caller, hessian=True, shape=(n, n))
             hess_comp = compression(hessian_coloring)
         self.fn_dynamic, self.fn_static = eqx.partition(fn, eqx.is_array)
         self.input_structure = flat_in
@@ -431,22 +428,26 @@ def _coloring_from(contents: dict, name: str, caller: str) -> ColoredPattern:
         pattern = SparsityPattern(
             contents[f"{name}_rows"], contents[f"{name}_cols"], shape
         )
-        if mode == "fwd":
-            result = ColumnColoringResult(pattern, contents[f"{name}_colors"])
-        elif mode == "rev":
-            result = RowColoringResult(pattern, contents[f"{name}_colors"])
-        elif mode == "star":
-            result = StarColoringResult(pattern, contents[f"{name}_colors"])
-        elif mode == "acyclic":
-            result = AcyclicColoringResult(pattern, contents[f"{name}_colors"])
-        elif mode == "bidirectional":
+        by_mode = {
+            cls.mode: cls
+            for cls in (
+                ColumnColoringResult,
+                RowColoringResult,
+                StarColoringResult,
+                AcyclicColoringResult,
+                BicoloringResult,
+            )
+        }
+        if mode not in by_mode:
+            raise ValueError(f"unknown coloring mode {mode!r}")
+        if by_mode[mode] is BicoloringResult:
             result = BicoloringResult(
                 pattern,
                 contents[f"{name}_row_colors"],
                 contents[f"{name}_col_colors"],
             )
         else:
-            raise ValueError(f"unknown coloring mode {mode!r}")
+            result = by_mode[mode](pattern, contents[f"{name}_colors"])
     except (KeyError, ValueError, TypeError) as err:
         raise ValueError(
             f"`{caller}`: the {name} coloring in the file is corrupt ({err})."

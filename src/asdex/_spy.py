@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from ._colored import ColoredPattern
 from ._pattern import SparsityPattern
+from .coloring._result import BicoloringResult, RowColoringResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -233,14 +234,16 @@ def _panels(
         main = _Panel(rows, cols, pattern.shape, None, _title(title, header), "main")
         return [main], 0
 
-    mode = coloring.mode
+    result = coloring.result
+    bidirectional = isinstance(result, BicoloringResult)
+    by_rows = isinstance(result, RowColoringResult)
     # The cost line of the braille `repr`: "2 JVPs (instead of 49 VJPs or 50 JVPs)".
     cost = coloring._summary()[1].strip()
-    if mode in ("star", "acyclic"):
-        cost = f"{mode} coloring: {cost}"
+    if result.symmetric:
+        cost = f"{coloring.mode} coloring: {cost}"
     header = f"{_pattern_header(pattern)}\n{cost}"
     c = coloring.num_colors
-    if mode == "bidirectional":
+    if bidirectional:
         col_colors, row_colors = (
             np.asarray(k, dtype=np.int64)
             for k in coloring.colors  # pyright: ignore[reportGeneralTypeIssues]
@@ -248,7 +251,7 @@ def _panels(
         from_fwd = np.asarray(coloring.result.from_fwd)  # pyright: ignore
         cf = coloring.num_jvps
         groups = np.where(from_fwd, col_colors[cols], cf + row_colors[rows])
-    elif mode == "rev":
+    elif by_rows:
         groups = np.asarray(coloring.colors, dtype=np.int64)[rows]
     else:
         groups = np.asarray(coloring.colors, dtype=np.int64)[cols]
@@ -257,7 +260,7 @@ def _panels(
         return panels, c
 
     parts = coloring.compressed_patterns()
-    if mode == "bidirectional":
+    if bidirectional:
         fwd, rev = parts
         cf = coloring.num_jvps
         panels.append(
@@ -285,11 +288,11 @@ def _panels(
 
     (q,) = parts
     qr, qc = q.rows.astype(np.int64), q.cols.astype(np.int64)
-    if mode == "rev":
+    if by_rows:
         label = rf"$B = S^\top J$ ({c}×{n})"
         panels.append(_Panel(qr, qc, q.shape, qr, label, "below"))
     else:
-        product = "J" if mode == "fwd" else "H"
+        product = "H" if result.symmetric else "J"
         label = rf"$B = {product}\,S$" f"\n{q.shape[0]}×{c}"
         panels.append(_Panel(qr, qc, q.shape, qc, label, "right"))
     return panels, c

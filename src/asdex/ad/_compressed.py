@@ -71,13 +71,6 @@ def _colors_array(colors) -> jax.Array | None:
     return jnp.asarray(colors.astype(dtype))
 
 
-def _to_color_major(flat_index: np.ndarray, rows: int, colors: int) -> np.ndarray:
-    """Map flat indices into an `(rows, colors)` array to the `(colors, rows)` one."""
-    flat_index = flat_index.astype(np.int64)
-    c = max(colors, 1)
-    return (flat_index % c) * rows + flat_index // c
-
-
 class DecompressionPlan(NamedTuple):
     """The numpy side of a decompression, computed once when a derivative is built.
 
@@ -93,7 +86,6 @@ class DecompressionPlan(NamedTuple):
     - `sharding`: the coloring's `ProductSharding`, or `None`.
     """
 
-    kind: str
     shape: tuple[int, int]
     num_fwd: int
     num_rev: int
@@ -107,36 +99,15 @@ class DecompressionPlan(NamedTuple):
 
     @classmethod
     def of(cls, coloring: ColoredPattern) -> DecompressionPlan:
+        # The coloring's result type knows its products and their slots.
         result = coloring.result
-        pattern = coloring.pattern
-        m, n = pattern.shape
-        kind = coloring.mode
-        rows = pattern.rows.astype(np.int64)
-        cols = pattern.cols.astype(np.int64)
-        plan = col_colors = row_colors = None
-        num_fwd, num_rev = coloring.num_jvps, coloring.num_vjps
-        if kind == "fwd":
-            col_colors = np.asarray(result.colors, dtype=np.int64)  # pyright: ignore
-            index = col_colors[cols] * m + rows
-        elif kind == "rev":
-            row_colors = np.asarray(result.colors, dtype=np.int64)  # pyright: ignore
-            index = row_colors[rows] * n + cols
-        elif kind == "bidirectional":
-            col_colors = np.asarray(result.col_colors)  # pyright: ignore
-            row_colors = np.asarray(result.row_colors)  # pyright: ignore
-            index = np.asarray(result.compressed_index, dtype=np.int64)
-            fwd = index < m * num_fwd
-            index = np.where(fwd, _to_color_major(index, m, num_fwd), index)
-        else:
-            num_fwd = c = coloring.num_colors
-            col_colors = np.asarray(result.colors)  # pyright: ignore
-            index = np.asarray(result.compressed_index, dtype=np.int64)
-            index = np.where(index < n * c, _to_color_major(index, n, c), index)
-            if kind == "acyclic":
-                plan = result.plan  # pyright: ignore[reportAttributeAccessIssue]
-                rhs = _to_color_major(np.asarray(plan.rhs_index), n, c)
-                plan = eqx.tree_at(lambda p: p.rhs_index, plan, rhs)
-        num_slots = m * num_fwd + num_rev * n if kind != "acyclic" else n * num_fwd
+        m, n = coloring.shape
+        num_fwd = coloring.num_jvps + coloring.num_hvps
+        num_rev = coloring.num_vjps
+        col_colors, row_colors = result.seed_colors
+        index = result.product_slots()
+        plan = result.substitution
+        num_slots = m * num_fwd + num_rev * n
         direct = (
             plan is None
             and coloring.sharding is None
@@ -146,7 +117,6 @@ class DecompressionPlan(NamedTuple):
             )
         )
         return cls(
-            kind,
             (m, n),
             num_fwd,
             num_rev,
@@ -200,7 +170,7 @@ _HOST_FROM_BLOCKS = 4
 class Decompression(eqx.Module):
     """The seeds and the decompression of one coloring, as device arrays.
 
-    - `kind`, `shape`, `num_fwd`, `num_rev`, `num_slots`: as in the plan (static).
+    - `shape`, `num_fwd`, `num_rev`, `num_slots`: as in the plan (static).
     - `col_colors` / `row_colors`: colors of the columns (JVP and HVP seeds) and of
       the rows (VJP seeds); negative means "in no seed".
     - `index`: the slot of each nonzero (see `DecompressionPlan`).
@@ -213,7 +183,6 @@ class Decompression(eqx.Module):
       the devices (see `_sharded.py`), else `None`.
     """
 
-    kind: str = eqx.field(static=True)
     shape: tuple[int, int] = eqx.field(static=True)
     num_fwd: int = eqx.field(static=True)
     num_rev: int = eqx.field(static=True)
@@ -231,7 +200,6 @@ class Decompression(eqx.Module):
 
     def __init__(self, plan: DecompressionPlan, *, in_solvers: bool = False):
         self.in_solvers = in_solvers
-        self.kind = plan.kind
         self.shape = plan.shape
         self.num_fwd = plan.num_fwd
         self.num_rev = plan.num_rev

@@ -354,10 +354,9 @@ def make_format(
 
 def _part_starts(plan: DecompressionPlan) -> np.ndarray:
     """Where each product starts in the concatenation: `num_fwd` of length `m`, then
-    `num_rev` of length `n` (Hessians: `n`, as JVPs of the gradient)."""
+    `num_rev` of length `n` (a Hessian's HVPs are JVPs of the gradient: `m = n`)."""
     m, n = plan.shape
-    fwd_len = m if plan.kind in ("fwd", "bidirectional") else n
-    lengths = [fwd_len] * plan.num_fwd + [n] * plan.num_rev
+    lengths = [m] * plan.num_fwd + [n] * plan.num_rev
     return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])[:-1]
 
 

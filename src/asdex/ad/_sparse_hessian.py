@@ -7,7 +7,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax.tree_util as jtu
 
-from .._colored import ColoredPattern
+from .._colored import ColoredPattern, check_coloring
 from .._trace import check_scalar_output
 from ._compressed import (
     Decompression,
@@ -66,12 +66,7 @@ class SparseHessian(AbstractSparseDerivative):
         with_value: bool = False,
     ):
         caller = layout.caller
-        if coloring.mode not in ("star", "acyclic"):
-            raise ValueError(
-                f"`{caller}(coloring=...)` has mode {coloring.mode!r}, a Jacobian "
-                "coloring; a Hessian needs mode 'star' or 'acyclic' (from "
-                "`asdex.hessian_coloring`)."
-            )
+        check_coloring(coloring, caller, hessian=True, local_ok=True)
         check_scalar_output(layout.out_avals, caller, has_aux=layout.has_aux)
         if coloring.shape != (layout.n, layout.n):
             raise ValueError(

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import equinox as eqx
 
-from .._colored import ColoredPattern
+from .._colored import ColoredPattern, check_coloring
 from ._compressed import (
     Decompression,
     jacobian_linearization,
@@ -75,12 +75,7 @@ class SparseJacobian(AbstractSparseDerivative):
         with_value: bool = False,
     ):
         caller = layout.caller
-        if coloring.mode not in ("fwd", "rev", "bidirectional"):
-            raise ValueError(
-                f"`{caller}(coloring=...)` has mode {coloring.mode!r}, a Hessian "
-                "coloring; a Jacobian needs mode 'fwd', 'rev' or 'bidirectional' "
-                "(from `asdex.jacobian_coloring`)."
-            )
+        check_coloring(coloring, caller, hessian=False, local_ok=True)
         if coloring.shape != (layout.m, layout.n):
             raise ValueError(
                 f"`{caller}`: the coloring is of a {coloring.shape[0]}×"

@@ -210,12 +210,13 @@ def color_jacobian(
     **Returns:** a column, row or bicoloring result.
     """
     _check_pattern(pattern, "color_jacobian")
-    if mode == "fwd":
-        return color_columns(pattern, order)
-    if mode == "rev":
-        return color_rows(pattern, order)
-    if mode == "bidirectional":
-        return color_bidirectional(pattern, order)
+    by_mode = {
+        "fwd": color_columns,
+        "rev": color_rows,
+        "bidirectional": color_bidirectional,
+    }
+    if mode in by_mode:
+        return by_mode[mode](pattern, order)
     if mode is not None:
         raise ValueError(
             f"`color_jacobian(mode={mode!r})` must be None, 'fwd', 'rev' or "

@@ -20,6 +20,7 @@ entry is read through. `num_colors` is the largest color plus one.
 from __future__ import annotations
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -173,9 +174,77 @@ class AbstractColoringResult(eqx.Module):
     num_colors: eqx.AbstractVar[int]
     compressed_index: eqx.AbstractVar[np.ndarray]
 
+    # What sparse derivatives dispatch on, rather than on `mode`, a label:
+    # - `mode`: `"fwd"`, `"rev"`, `"bidirectional"`, `"star"` or `"acyclic"`;
+    # - `symmetric`: a Hessian coloring (products are HVPs).
+    mode: ClassVar[str]
+    symmetric: ClassVar[bool] = False
+
     @abc.abstractmethod
     def decompress(self, *compressed: Compressed) -> Values:
         """The nonzero values, in the pattern's order, from the compressed matrix."""
+
+    @property
+    def num_jvps(self) -> int:
+        """The JVPs one evaluation costs."""
+        return 0
+
+    @property
+    def num_vjps(self) -> int:
+        """The VJPs one evaluation costs."""
+        return 0
+
+    @property
+    def num_hvps(self) -> int:
+        """The Hessian-vector products one evaluation costs."""
+        return self.num_colors if self.symmetric else 0
+
+    @property
+    def dense_products(self) -> int:
+        """The products dense AD needs for the same matrix: `min(m, n)` for a
+        Jacobian, `n` for a Hessian."""
+        m, n = self.pattern.shape
+        return n if self.symmetric else min(m, n)
+
+    @property
+    def seed_colors(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """`(column colors, row colors)`: the colors of the JVP (or HVP) seeds and
+        of the VJP seeds, `None` for a side without products; negative is "in no
+        seed"."""
+        return np.asarray(self.colors), None  # pyright: ignore[reportAttributeAccessIssue]
+
+    @property
+    def substitution(self) -> SubstitutionPlan | None:
+        """The substitution plan that solves for entries shared by products,
+        reading the products color-major (see `product_slots`), or `None`."""
+        return None
+
+    @abc.abstractmethod
+    def product_slots(self) -> np.ndarray:
+        """For each nonzero, in the pattern's order, its slot in the products laid
+        out color-major, as `jax.vmap` stacks them: the JVPs' (or HVPs') `(c, m)`
+        block, then the VJPs' `(c, n)` block; or, past them, among the unknowns
+        of `substitution`."""
+
+    @abc.abstractmethod
+    def compressed_patterns(self) -> tuple[SparsityPattern, ...]:
+        """The patterns of the compressed matrices: what the products fill in."""
+
+
+def to_color_major(flat_index: np.ndarray, rows: int, colors: int) -> np.ndarray:
+    """Map flat indices into an `(rows, colors)` array to the `(colors, rows)` one."""
+    flat_index = np.asarray(flat_index).astype(np.int64)
+    c = max(colors, 1)
+    return (flat_index % c) * rows + flat_index // c
+
+
+def _column_patterns(result) -> tuple[SparsityPattern, ...]:
+    p = result.pattern
+    colors = np.asarray(result.colors, dtype=np.int64)
+    cols = colors[p.cols.astype(np.int64)]
+    return (
+        SparsityPattern(p.rows.astype(np.int64), cols, (p.shape[0], result.num_colors)),
+    )
 
 
 class ColumnColoringResult(AbstractColoringResult):
@@ -247,6 +316,20 @@ class ColumnColoringResult(AbstractColoringResult):
         """The nonzeros of `J` in the pattern's order, from `B = J @ S` of shape `(m, c)`."""
         return _gather(_flatten("B", B, self.compressed_shape), self.compressed_index)
 
+    mode = "fwd"
+
+    @property
+    def num_jvps(self) -> int:
+        return self.num_colors
+
+    def product_slots(self) -> np.ndarray:
+        p = self.pattern
+        colors = np.asarray(self.colors, dtype=np.int64)
+        return colors[p.cols.astype(np.int64)] * p.shape[0] + p.rows
+
+    def compressed_patterns(self) -> tuple[SparsityPattern, ...]:
+        return _column_patterns(self)
+
 
 class RowColoringResult(AbstractColoringResult):
     """A partial distance-2 coloring of the rows of a Jacobian pattern (VJPs).
@@ -307,6 +390,31 @@ class RowColoringResult(AbstractColoringResult):
     def decompress(self, B: Compressed) -> Values:
         """The nonzeros of `J` in the pattern's order, from `B = Sᵀ @ J` of shape `(c, n)`."""
         return _gather(_flatten("B", B, self.compressed_shape), self.compressed_index)
+
+    mode = "rev"
+
+    @property
+    def num_vjps(self) -> int:
+        return self.num_colors
+
+    @property
+    def seed_colors(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return None, np.asarray(self.colors)
+
+    def product_slots(self) -> np.ndarray:
+        p = self.pattern
+        colors = np.asarray(self.colors, dtype=np.int64)
+        return colors[p.rows.astype(np.int64)] * p.shape[1] + p.cols
+
+    def compressed_patterns(self) -> tuple[SparsityPattern, ...]:
+        p = self.pattern
+        colors = np.asarray(self.colors, dtype=np.int64)
+        rows = colors[p.rows.astype(np.int64)]
+        return (
+            SparsityPattern(
+                rows, p.cols.astype(np.int64), (self.num_colors, p.shape[1])
+            ),
+        )
 
 
 class StarColoringResult(AbstractColoringResult):
@@ -395,6 +503,17 @@ class StarColoringResult(AbstractColoringResult):
     def decompress(self, B: Compressed) -> Values:
         """The nonzeros of `H` in the pattern's order, from `B = H @ S` of shape `(n, c)`."""
         return _gather(_flatten("B", B, self.compressed_shape), self.compressed_index)
+
+    mode = "star"
+    symmetric = True
+
+    def product_slots(self) -> np.ndarray:
+        return to_color_major(
+            self.compressed_index, self.pattern.shape[0], self.num_colors
+        )
+
+    def compressed_patterns(self) -> tuple[SparsityPattern, ...]:
+        return _column_patterns(self)
 
 
 class AcyclicColoringResult(AbstractColoringResult):
@@ -507,6 +626,23 @@ class AcyclicColoringResult(AbstractColoringResult):
         x = self.plan.solve(flat)
         return _gather(_concatenate(flat, x), self.compressed_index)
 
+    mode = "acyclic"
+    symmetric = True
+
+    def product_slots(self) -> np.ndarray:
+        n, c = self.pattern.shape[0], self.num_colors
+        index = np.asarray(self.compressed_index, dtype=np.int64)
+        return np.where(index < n * c, to_color_major(index, n, c), index)
+
+    @property
+    def substitution(self) -> SubstitutionPlan:
+        n, c = self.pattern.shape[0], self.num_colors
+        rhs = to_color_major(np.asarray(self.plan.rhs_index), n, c)
+        return eqx.tree_at(lambda p: p.rhs_index, self.plan, rhs)
+
+    def compressed_patterns(self) -> tuple[SparsityPattern, ...]:
+        return _column_patterns(self)
+
 
 class BicoloringResult(AbstractColoringResult):
     """A bidirectional coloring of a Jacobian pattern: some JVPs plus some VJPs.
@@ -603,6 +739,38 @@ class BicoloringResult(AbstractColoringResult):
             _flatten("B_fwd", B_fwd, fwd_shape), _flatten("B_rev", B_rev, rev_shape)
         )
         return _gather(flat, self.compressed_index)
+
+    mode = "bidirectional"
+
+    @property
+    def num_jvps(self) -> int:
+        return self.num_fwd_colors
+
+    @property
+    def num_vjps(self) -> int:
+        return self.num_rev_colors
+
+    @property
+    def seed_colors(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return np.asarray(self.col_colors), np.asarray(self.row_colors)
+
+    def product_slots(self) -> np.ndarray:
+        m, cf = self.pattern.shape[0], self.num_fwd_colors
+        index = np.asarray(self.compressed_index, dtype=np.int64)
+        return np.where(index < m * cf, to_color_major(index, m, cf), index)
+
+    def compressed_patterns(self) -> tuple[SparsityPattern, ...]:
+        p = self.pattern
+        m, n = p.shape
+        rows, cols = p.rows.astype(np.int64), p.cols.astype(np.int64)
+        col_colors = np.asarray(self.col_colors, dtype=np.int64)
+        row_colors = np.asarray(self.row_colors, dtype=np.int64)
+        fwd = col_colors[cols] >= 0
+        rev = row_colors[rows] >= 0
+        return (
+            SparsityPattern(rows[fwd], col_colors[cols[fwd]], (m, self.num_jvps)),
+            SparsityPattern(row_colors[rows[rev]], cols[rev], (self.num_vjps, n)),
+        )
 
 
 def readable(graph: BipartiteGraph, row_colors: np.ndarray, col_colors: np.ndarray):

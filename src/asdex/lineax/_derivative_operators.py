@@ -29,7 +29,7 @@ import lineax as lx
 from jaxtyping import Array, Inexact, PyTree, Scalar
 
 from .._caches import cached
-from .._colored import ColoredPattern, refuse_local
+from .._colored import ColoredPattern, check_coloring, refuse_local
 from .._trace import check_scalar_output, explain_traced_control_flow
 from ..ad._complex import complex_mode
 from ..ad._compressed import (
@@ -51,8 +51,6 @@ from ._structure import (
     structure_size,
 )
 
-_JACOBIAN_MODES = ("fwd", "rev", "bidirectional")
-_HESSIAN_MODES = ("star", "acyclic")
 _SYMMETRIC_TAGS = frozenset(
     [lx.symmetric_tag, lx.positive_semidefinite_tag, lx.negative_semidefinite_tag]
 )
@@ -188,34 +186,6 @@ def _tags(tags: object | Iterable[object]) -> frozenset[object]:
         return frozenset(tags)  # pyright: ignore[reportArgumentType]
     except TypeError:
         return frozenset([tags])
-
-
-def check_coloring(
-    coloring: Any, modes: tuple[str, ...], shape: tuple[int, int], caller: str
-) -> ColoredPattern:
-    if not isinstance(coloring, ColoredPattern):
-        raise TypeError(
-            f"`{caller}(coloring=...)` must be an `asdex.ColoredPattern` or None, got "
-            f"{type(coloring).__name__}."
-        )
-    refuse_local(coloring, caller)
-    if coloring.mode not in modes:
-        fix = (
-            "`asdex.jacobian_coloring(fn, y, args)`"
-            if modes == _JACOBIAN_MODES
-            else "`asdex.hessian_coloring(fn, y, args)`"
-        )
-        raise ValueError(
-            f"`{caller}(coloring=...)` has mode {coloring.mode!r}, but this operator "
-            f"needs one of {', '.join(repr(m) for m in modes)}: build it with {fix}."
-        )
-    if coloring.shape != shape:
-        raise ValueError(
-            f"`{caller}(coloring=...)` is of a {coloring.shape[0]}×"
-            f"{coloring.shape[1]} pattern, but `fn` at `y` has a {shape[0]}×"
-            f"{shape[1]} derivative. Was the coloring detected for other shapes?"
-        )
-    return coloring
 
 
 def lineax_holomorphic(y) -> bool:
@@ -401,7 +371,7 @@ class SparseJacobianOperator(_NonzerosOperator):
         with explain_traced_control_flow(caller, "fn"):
             out_struct = eqx.filter_eval_shape(fn, y, args)
         m = structure_size(flatten_structure(out_struct))
-        coloring = check_coloring(coloring, _JACOBIAN_MODES, (m, n), caller)
+        coloring = check_coloring(coloring, caller, hessian=False, shape=(m, n))
         check_coloring_samples(coloring, (y, args), caller)
         check_complex_coloring(y, out_struct, coloring, caller)
         _check_symmetric_tags(tags, coloring, caller)
@@ -510,7 +480,7 @@ class SparseHessianOperator(_NonzerosOperator):
 
             coloring = hessian_coloring(fn, y, args)
         n = structure_size(_structure_of(y))
-        coloring = check_coloring(coloring, _HESSIAN_MODES, (n, n), caller)
+        coloring = check_coloring(coloring, caller, hessian=True, shape=(n, n))
         check_coloring_samples(coloring, (y, args), caller)
         comp = compression(coloring)
         _, _, _, values = _hessian_values(fn, y, args, comp, chunk_size=chunk_size)

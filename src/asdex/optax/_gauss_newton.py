@@ -207,7 +207,7 @@ def sparse_gauss_newton(
         coloring = jacobian_coloring(
             lambda p, kw: residual_fn(p, **kw), struct, sample_kwargs
         )
-    comp = as_compression(coloring, "jacobian", _CALLER)
+    comp = as_compression(coloring, _CALLER, hessian=False)
     n = sum(leaf.size for leaf in jtu.tree_leaves(struct))
     m = sum(leaf.size for leaf in jtu.tree_leaves(out_struct))
     if comp.coloring.shape != (m, n):

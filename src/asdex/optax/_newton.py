@@ -190,7 +190,7 @@ def sparse_newton(
         from .._colorings import hessian_coloring
 
         coloring = hessian_coloring(lambda p, kw: fun(p, **kw), struct, sample_kwargs)
-    comp = as_compression(coloring, "hessian", _CALLER)
+    comp = as_compression(coloring, _CALLER, hessian=True)
     n = sum(leaf.size for leaf in jtu.tree_leaves(struct))
     if comp.coloring.shape != (n, n):
         raise ValueError(

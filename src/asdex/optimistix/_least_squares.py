@@ -322,7 +322,7 @@ class SparseGaussNewton(AbstractSparseGaussNewton):
         self.descent = optx.NewtonDescent(linear_solver=linear_solver)
         self.search = optx.LearningRate(1.0)
         self.compression = as_compression(
-            coloring, "jacobian", "asdex.optimistix.SparseGaussNewton"
+            coloring, "asdex.optimistix.SparseGaussNewton", hessian=False
         )
 
 
@@ -376,7 +376,7 @@ class SparseLevenbergMarquardt(AbstractSparseGaussNewton):
         self.descent = SparseDampedNewtonDescent(linear_solver=linear_solver)
         self.search = optx.ClassicalTrustRegion()
         self.compression = as_compression(
-            coloring, "jacobian", "asdex.optimistix.SparseLevenbergMarquardt"
+            coloring, "asdex.optimistix.SparseLevenbergMarquardt", hessian=False
         )
 
 

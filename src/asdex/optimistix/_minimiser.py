@@ -355,5 +355,5 @@ class SparseNewtonMinimiser(AbstractSparseNewtonMinimiser):
         self.descent = SparseDampedNewtonDescent(linear_solver=linear_solver)
         self.search = NewtonTrustRegion()
         self.compression = as_compression(
-            coloring, "hessian", "asdex.optimistix.SparseNewtonMinimiser"
+            coloring, "asdex.optimistix.SparseNewtonMinimiser", hessian=True
         )

@@ -12,15 +12,12 @@ import lineax as lx
 import optimistix as optx
 from jaxtyping import Array, Bool, PyTree, Scalar
 
-from .._colored import ColoredPattern, DenseColoringWarning
+from .._colored import ColoredPattern, DenseColoringWarning, check_coloring
 from ..ad._layout import check_coloring_samples
 from ..coloring import color_hessian, color_jacobian
 from ..detection import hessian_sparsity, jacobian_sparsity
 from ..lineax._derivative_operators import (
-    _HESSIAN_MODES,
-    _JACOBIAN_MODES,
     Compression,
-    check_coloring,
     compression,
 )
 from ..lineax._pattern_data import pattern_data
@@ -61,26 +58,11 @@ def tree_where(pred: Bool[Array, ""], true: PyTree, false: PyTree) -> PyTree:
     return jtu.tree_map(lambda a, b: jnp.where(pred, a, b), true, false)
 
 
-def as_compression(coloring: ColoredPattern | None, kind: str, caller: str):
+def as_compression(coloring: ColoredPattern | None, caller: str, *, hessian: bool):
     """The solver's `Compression` of a user-given coloring (or None)."""
     if coloring is None:
         return None
-    modes = _JACOBIAN_MODES if kind == "jacobian" else _HESSIAN_MODES
-    if not isinstance(coloring, ColoredPattern) or coloring.mode not in modes:
-        fix = (
-            "`asdex.jacobian_coloring(fn, y0, args)`"
-            if kind == "jacobian"
-            else "`asdex.hessian_coloring(fn, y0, args)`"
-        )
-        got = (
-            f"mode {coloring.mode!r}"
-            if isinstance(coloring, ColoredPattern)
-            else type(coloring).__name__
-        )
-        raise ValueError(
-            f"`{caller}(coloring=...)` must be an `asdex.ColoredPattern` of the "
-            f"{kind} with mode in {modes}, got {got}. Build it with {fix}."
-        )
+    check_coloring(coloring, caller, hessian=hessian)
     return compression(coloring)
 
 
@@ -154,9 +136,9 @@ def jacobian_compression(
         coloring = ColoredPattern(color_jacobian(pattern, mode))
         _warn_if_indices_traced(coloring, fn, args, caller)
         return compression(coloring)
-    check_coloring(given.coloring, _JACOBIAN_MODES, (m, n), caller)
+    check_coloring(given.coloring, caller, hessian=False, shape=(m, n))
     check_coloring_samples(given.coloring, (y, args), caller)
-    if reverse_only and given.coloring.mode != "rev":
+    if reverse_only and given.coloring.num_jvps:
         given = compression(
             ColoredPattern(color_jacobian(given.coloring.pattern, "rev"))
         )
@@ -215,7 +197,7 @@ def hessian_compression(
     if given is None:
         pattern = hessian_sparsity(lambda y, args: fn(y, args)[0], y, args)
         return compression(ColoredPattern(color_hessian(pattern)))
-    check_coloring(given.coloring, _HESSIAN_MODES, (n, n), caller)
+    check_coloring(given.coloring, caller, hessian=True, shape=(n, n))
     check_coloring_samples(given.coloring, (y, args), caller)
     return given
 

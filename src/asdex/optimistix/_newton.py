@@ -157,7 +157,7 @@ class SparseNewton(optx.AbstractRootFinder):
         self.linear_solver = linear_solver
         self.cauchy_termination = cauchy_termination
         self.compression = as_compression(
-            coloring, "jacobian", "asdex.optimistix.SparseNewton"
+            coloring, "asdex.optimistix.SparseNewton", hessian=False
         )
 
     @property
