@@ -17,7 +17,7 @@ import pytest
 from problems import bratu_energy, brusselator
 
 import asdex
-from asdex.ad import _compressed
+from asdex.ad import _compressed, _cpu
 from asdex.lineax import SparseHessianOperator, SparseJacobianOperator
 from helpers import (
     HESSIAN_CASES,
@@ -46,7 +46,7 @@ def accelerator_branches(monkeypatch):
     monkeypatch.setattr(jax.lax, "platform_dependent", default_branch)
     # Inside `jit`, products from constant seeds take no platform branch: turn
     # them off here, so that the computed seeds' branches run.
-    monkeypatch.setattr(_compressed, "MAX_CONSTANT_SEEDS", 0)
+    monkeypatch.setattr(_cpu, "MAX_CONSTANT_SEEDS", 0)
     jax.clear_caches()
     yield calls
     jax.clear_caches()
@@ -103,7 +103,6 @@ def test_hessians_match_as_matrix(accelerator_branches, case, mode):
 
 def test_many_block_sweep_runs_in_xla(accelerator_branches, monkeypatch):
     """A Bratu plan has enough blocks to run on the host on CPU; not here."""
-    from asdex.ad import _compressed
 
     def no_host_sweep(*args):
         raise AssertionError("the host sweep ran on the accelerator path")

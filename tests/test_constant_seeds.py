@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import asdex
-from asdex.ad import _compressed
+from asdex.ad import _compressed, _cpu
 
 
 def _stencil(x):
@@ -102,7 +102,7 @@ def test_python_calls_keep_computed_seeds(monkeypatch):
 
 def test_above_the_size_limit_and_with_chunks(monkeypatch):
     expected = np.asarray(jax.jacfwd(_stencil)(X))
-    monkeypatch.setattr(_compressed, "MAX_CONSTANT_SEEDS", 0)
+    monkeypatch.setattr(_cpu, "MAX_CONSTANT_SEEDS", 0)
     derivative = asdex.jacobian(_stencil, X, output_format="dense")
     np.testing.assert_allclose(jax.jit(lambda v: derivative(v))(X), expected)
     monkeypatch.undo()
@@ -193,7 +193,7 @@ def test_solver_operators_have_a_lower_limit(monkeypatch):
     # Solvers compile a loop once per solve and run a few steps: their
     # operators build constant seeds up to a lower size than derivatives do.
     used = _spy_seeds(monkeypatch)
-    monkeypatch.setattr(_compressed, "MAX_CONSTANT_SEEDS_IN_SOLVERS", 0)
+    monkeypatch.setattr(_cpu, "MAX_CONSTANT_SEEDS_IN_SOLVERS", 0)
     fn = lambda x, args: _stencil(x)  # noqa: E731
     coloring = asdex.jacobian_coloring(fn, X, None)
 

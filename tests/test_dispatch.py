@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from jax.experimental import sparse as jsparse
 
 import asdex
-from asdex.ad import _sparse_derivative
+from asdex.ad import _cpu, _sparse_derivative
 
 jax.config.update("jax_enable_x64", True)
 
@@ -57,7 +57,7 @@ def _jitted(derivative, *args):
 @pytest.fixture
 def count_dispatch(monkeypatch):
     """Counts the calls that took the one-program-per-product path; any size."""
-    monkeypatch.setattr(_sparse_derivative, "_DISPATCH_FROM_SIZE", 0)
+    monkeypatch.setattr(_cpu, "DISPATCH_FROM_SIZE", 0)
     calls = []
     original = _sparse_derivative._products_one_by_one
 

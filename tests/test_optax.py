@@ -304,7 +304,9 @@ def test_stationary_point_takes_zero_step():
 
 
 def test_error_non_scalar_fun():
-    with pytest.raises(TypeError, match=r"sparse_newton\(fun, \.\.\.\)`: `fun` must return one"):
+    with pytest.raises(
+        TypeError, match=r"sparse_newton\(fun, \.\.\.\)`: `fun` must return one"
+    ):
         asdex.optax.sparse_newton(lambda x: x**2, jnp.ones(4))
 
 

@@ -23,8 +23,7 @@ import optimistix as optx
 import pytest
 
 import asdex
-import asdex.ad._compressed as compressed
-import asdex.ad._sparse_derivative as sparse_derivative
+import asdex.ad._cpu as _cpu
 import asdex.lineax as alx
 import asdex.optimistix as aox
 
@@ -167,8 +166,8 @@ def test_mixed_precision_leaves():
 def test_jacobian_one_program_per_product(dtype, monkeypatch):
     """The products run as separate programs (large Jacobians on CPU), here forced
     on a small one: the product index reaches the seed as a traced int32."""
-    monkeypatch.setattr(sparse_derivative, "_DISPATCH_FROM_SIZE", 1)
-    monkeypatch.setattr(sparse_derivative, "_DISPATCH_FROM", 1)
+    monkeypatch.setattr(_cpu, "DISPATCH_FROM_SIZE", 1)
+    monkeypatch.setattr(_cpu, "DISPATCH_FROM", 1)
     x = _point(dtype)
     for mode in ("fwd", "rev"):
         J = asdex.jacobian(residual, x, mode=mode, output_format="dense")(x)
@@ -178,7 +177,7 @@ def test_jacobian_one_program_per_product(dtype, monkeypatch):
 @pytest.mark.parametrize("precision, mode", rotated(["star", "acyclic"]))
 def test_hessian(dtype, mode, monkeypatch):
     # Every substitution plan on the host, so that its sweep is covered too.
-    monkeypatch.setattr(compressed, "_HOST_FROM_BLOCKS", 1)
+    monkeypatch.setattr(_cpu, "HOST_SWEEP_FROM_BLOCKS", 1)
     x = _point(dtype)
     expected = jax.hessian(energy)(x)
     value, H = asdex.value_and_hessian(energy, x, mode=mode)(x)

@@ -47,6 +47,7 @@ from jaxtyping import Array
 
 from .._colored import ColoredPattern
 from .._sharding import ProductSharding
+from . import _cpu
 from ._host_substitution import HostPlan, solve_on_host
 from ._layout import Layout, ravel_stacked
 from ._programs import in_own_program
@@ -159,14 +160,6 @@ class HostColors:
         )
 
 
-# The substitution sweep of a plan with this many blocks or more runs on the host
-# on CPU. XLA compiles each block's prefix sums in about 10 ms, and runs a sweep
-# faster than a host callback, which costs ~0.1 ms a call: a chained Rosenbrock
-# plan (one block) takes 83 against 183 µs a Hessian at n = 1,000, and 1.9 against
-# 2.6 ms at n = 300,000, with the same compile time.
-_HOST_FROM_BLOCKS = 4
-
-
 class Decompression(eqx.Module):
     """The seeds and the decompression of one coloring, as device arrays.
 
@@ -177,7 +170,7 @@ class Decompression(eqx.Module):
     - `plan`: the substitution plan of an acyclic coloring, else `None`.
     - `host_plan`, `has_pred`: the same plan for the numba sweep on CPU (see
       `_host_substitution.py`), else `None`: also for plans of at most
-      `_HOST_FROM_BLOCKS - 1` blocks, which XLA compiles as fast and runs faster.
+      `_cpu.HOST_SWEEP_FROM_BLOCKS - 1` blocks, which XLA compiles as fast and runs faster.
     - `true`: the constant `True` as an array (see `_decompress_unfused`).
     - `sharded`: for a sharded coloring, where its products and nonzeros lie on
       the devices (see `_sharded.py`), else `None`.
@@ -210,7 +203,7 @@ class Decompression(eqx.Module):
         self.row_colors = _colors_array(plan.row_colors)
         self.plan = None if plan.plan is None else jtu.tree_map(jnp.asarray, plan.plan)
         on_host = plan.plan is not None and (
-            sum(len(level) for level in plan.plan.blocks) >= _HOST_FROM_BLOCKS
+            sum(len(level) for level in plan.plan.blocks) >= _cpu.HOST_SWEEP_FROM_BLOCKS
         )
         self.host_plan = HostPlan(plan.plan) if on_host else None
         self.has_pred = (
@@ -316,11 +309,6 @@ def _decompress_unfused(flat: Array, dec: Decompression) -> Array:
     return _apart(dec.true, _decompress_on_cpu, flat, dec)
 
 
-# Up to this many products are unrolled on CPU; more run in a loop (see
-# `_products`).
-_UNROLL = 8
-
-
 def _products(
     fn: Callable, count: int, chunk_size: int | None, first: Array | int = 0
 ) -> Array:
@@ -344,26 +332,11 @@ def _products(
     def sequential():
         return jax.lax.map(fn, ks)
 
-    # XLA's CPU code for batched slices, pads and concatenations (shifted stencils
-    # and their transposes) runs 5-10x slower than the same ops unbatched: a
-    # forward-over-reverse Rosenbrock HVP over 2 seeds takes 6.6 ms batched and
-    # 1.0 ms unrolled at n = 10⁶, and 12 JVPs of the 512² Brusselator take ~110 t_f
-    # batched against ~38 t_f one after the other. Unrolled is faster still than
-    # a loop (the 5 HVPs of the 512² Bratu energy: 1.2 against 2.2 ms; the 12 JVPs
-    # of the 128² Brusselator: 0.7 against 1.9 ms), but its compile time grows
-    # with the number of products (those 12 JVPs: 1.3 s, and 0.3 s as a loop). So
-    # on CPU up to `_UNROLL` products are unrolled and more run in a loop; GPUs run
+    # On CPU up to `_cpu.UNROLL` products are unrolled and more run in a loop:
+    # XLA's CPU code for batched shifts and pads is slow (see `_cpu.py`). GPUs run
     # the batched products well.
-    cpu = unrolled if count <= _UNROLL else sequential
+    cpu = unrolled if count <= _cpu.UNROLL else sequential
     return ravel_stacked(jax.lax.platform_dependent(cpu=cpu, default=batched))
-
-
-# Seed matrices of at most this many entries are built as constants of the
-# program when the derivative is traced inside the caller's `jit` (see
-# `constant_seeds`), and of at most `MAX_CONSTANT_SEEDS_IN_SOLVERS` for the
-# operators that solvers build (`Decompression(in_solvers=True)`).
-MAX_CONSTANT_SEEDS = 2**23
-MAX_CONSTANT_SEEDS_IN_SOLVERS = 2**20
 
 
 def constant_seeds(dec: Decompression, side: str, count: int, dtype):
@@ -377,7 +350,7 @@ def constant_seeds(dec: Decompression, side: str, count: int, dtype):
     seeds against 3.7 with seeds computed from the colors, and the 12 JVPs of the
     512² Brusselator 10.7 against 23.9 unrolled (52 batched over computed seeds).
     Compiling costs more (3.8 against 1.8 s for that Brusselator), so this is
-    done below `MAX_CONSTANT_SEEDS` entries, and not for the programs that a call
+    done up to `_cpu.MAX_CONSTANT_SEEDS` entries, and not for the programs that a call
     from Python runs (`ad/_programs.py`), whose compile time is the user's wait.
     Products from constant seeds are not kept apart from their decompression
     (`_apart`): fused, the 512² Brusselator's take 4.5 t_f, and 14 apart.
@@ -387,7 +360,7 @@ def constant_seeds(dec: Decompression, side: str, count: int, dtype):
     `SparseJacobianOperator` of the 512² Brusselator compiled in 4.9 s with
     constant seeds against 0.7 s without, for 4.2 against 45 ms a call, and a
     Newton solve of the 1000² Bratu problem took 10.7 against 6.7 s. Their limit,
-    `MAX_CONSTANT_SEEDS_IN_SOLVERS`, keeps the gain at 128² (the Brusselator
+    `_cpu.MAX_CONSTANT_SEEDS_IN_SOLVERS` (`Decompression(in_solvers=True)`), keeps the gain at 128² (the Brusselator
     operator 0.35 against 2.7 ms, compiled in 0.35 against 0.25 s).
     """
     colors = dec.host_colors.col if side == "fwd" else dec.host_colors.row
@@ -397,9 +370,9 @@ def constant_seeds(dec: Decompression, side: str, count: int, dtype):
 
 
 def _constant_seeds_fit(dec, colors: np.ndarray | None, count: int) -> bool:
-    limit = MAX_CONSTANT_SEEDS
+    limit = _cpu.MAX_CONSTANT_SEEDS
     if dec.in_solvers:
-        limit = min(limit, MAX_CONSTANT_SEEDS_IN_SOLVERS)
+        limit = min(limit, _cpu.MAX_CONSTANT_SEEDS_IN_SOLVERS)
     return colors is not None and colors.size * count <= limit
 
 

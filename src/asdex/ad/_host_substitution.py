@@ -8,7 +8,7 @@ prefix sums alone of the 512² Bratu plan, 38 blocks; more with the rest), longe
 than all the other work of a first call. So on CPU the sweep of a plan with
 several blocks runs in numba instead, called through `jax.pure_callback`, with
 the same sums (XLA associates them tile by tile). A plan of a few blocks stays
-in XLA (see `_HOST_FROM_BLOCKS` in `_compressed.py`).
+in XLA (see `HOST_SWEEP_FROM_BLOCKS` in `_cpu.py`).
 
 The sweep is linear in the compressed products, so it is written as a linear
 solve, `jax.lax.custom_linear_solve(A, b)`: `b` gathers each unknown's equation

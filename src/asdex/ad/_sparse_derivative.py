@@ -14,6 +14,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._colored import ColoredPattern
+from . import _cpu
 from ._compressed import Decompression, DecompressionPlan
 from ._formats import (
     AbstractOutputFormat,
@@ -253,13 +254,6 @@ def _sharded_nonzeros(derivative: AbstractSparseDerivative, g: Callable, primals
     return nonzeros, value, aux
 
 
-# From this many products, each of at least this many elements, a call on CPU
-# outside any transformation runs one program per product (see
-# `dispatch_per_product`). Below, dispatching the programs costs more than it saves.
-_DISPATCH_FROM = 5
-_DISPATCH_FROM_SIZE = 2**17
-
-
 def dispatch_per_product(derivative: AbstractSparseDerivative, leaves: list) -> bool:
     """Whether to run the products as separate programs, one after the other.
 
@@ -267,8 +261,8 @@ def dispatch_per_product(derivative: AbstractSparseDerivative, leaves: list) -> 
     products compiled one per program: the 12 JVPs of the 512² Brusselator take
     36 t_f as one program and 21 t_f as one program per product, measured side by
     side (a `vmap` over the seeds is slower still). So on CPU, a call with concrete
-    arguments (not under `jit`, `vmap` or `grad`) with `_DISPATCH_FROM` or more
-    products of `_DISPATCH_FROM_SIZE` or more elements linearizes `f` in one
+    arguments (not under `jit`, `vmap` or `grad`) with `_cpu.DISPATCH_FROM` or more
+    products of `_cpu.DISPATCH_FROM_SIZE` or more elements linearizes `f` in one
     program, runs one program per product on the residuals, then one that
     assembles them. Smaller calls lose more to dispatching than they gain (at the
     128² Brusselator, 28 t_f against 17). Hessian-vector products need many more
@@ -281,9 +275,9 @@ def dispatch_per_product(derivative: AbstractSparseDerivative, leaves: list) -> 
     cls = type(derivative)
     if not cls.dispatch_on_cpu or derivative.decompression.sharded is not None:
         return False
-    if max(derivative.coloring.shape) < _DISPATCH_FROM_SIZE:
+    if max(derivative.coloring.shape) < _cpu.DISPATCH_FROM_SIZE:
         return False
-    if sum(count for _, count in cls.sides(derivative)) < _DISPATCH_FROM:
+    if sum(count for _, count in cls.sides(derivative)) < _cpu.DISPATCH_FROM:
         return False
     for leaf in jtu.tree_leaves((derivative, leaves)):
         if isinstance(leaf, jax.core.Tracer):

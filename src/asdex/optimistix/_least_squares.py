@@ -101,7 +101,11 @@ class SparseDampedNewtonDescent(optx.AbstractDescent):
         elif isinstance(f_info, FunctionInfo.EvalGradHessian):
             hessian = f_info.hessian
             identity = lx.IdentityLinearOperator(hessian.in_structure())
-            operator = hessian + damping * identity
+            # In the Hessian's dtype: a float64 step size (x64 on) must not
+            # promote a float32 Hessian, which strict promotion refuses.
+            with jax.numpy_dtype_promotion("standard"):
+                dtype = jnp.result_type(*jtu.tree_leaves(hessian.in_structure()))
+            operator = hessian + damping.astype(dtype) * identity
             if lx.is_positive_semidefinite(hessian):
                 operator = lx.TaggedLinearOperator(
                     operator, lx.positive_semidefinite_tag
