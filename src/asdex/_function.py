@@ -29,12 +29,12 @@ from .lineax._derivative_operators import (
     Compression,
     SparseHessianOperator,
     SparseJacobianOperator,
-    _check_symmetric_tags,
-    _hessian_values,
-    _jacobian_values,
-    _tags,
+    as_tags,
     check_complex_coloring,
+    check_symmetric_tags,
     compression,
+    hessian_values,
+    jacobian_values,
     lineax_holomorphic,
 )
 from .lineax._structure import FlatStructure, flatten_structure, structure_size
@@ -252,9 +252,9 @@ class SparseFunction(eqx.Module):
         comp = self._need(
             self.jacobian_compression, "jacobian", "value_and_jacobian_operator"
         )
-        tags = _tags(tags)
-        _check_symmetric_tags(tags, comp.coloring, "SparseFunction.jacobian_operator")
-        out, _, values = _jacobian_values(self.fn, y, args, comp)
+        tags = as_tags(tags)
+        check_symmetric_tags(tags, comp.coloring, "SparseFunction.jacobian_operator")
+        out, _, values = jacobian_values(self.fn, y, args, comp)
         operator = SparseJacobianOperator._from_values(
             values,
             comp,
@@ -304,9 +304,9 @@ class SparseFunction(eqx.Module):
         comp = self._need(
             self.hessian_compression, "hessian", "value_grad_and_hessian_operator"
         )
-        value, grad, _, values = _hessian_values(self.fn, y, args, comp)
+        value, grad, _, values = hessian_values(self.fn, y, args, comp)
         operator = SparseHessianOperator._from_values(
-            values, comp, jax.eval_shape(lambda: y), _tags(tags)
+            values, comp, jax.eval_shape(lambda: y), as_tags(tags)
         )
         return value, grad, operator
 

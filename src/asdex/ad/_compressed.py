@@ -16,7 +16,7 @@ column `j` has color `k`. The compressed matrix is one product per color:
 batch_size=k)`, to bound the memory of the batched linear map. Without it, all
 products are batched with `jax.vmap` on GPU; on CPU up to eight are unrolled and
 more run one after the other in a `lax.map` (XLA's CPU code for batched shifts and
-pads is slow; see `_products`). Large Jacobians called from Python on CPU go
+pads is slow; see `batched_products`). Large Jacobians called from Python on CPU go
 further and run each product as a program of its own (`dispatch_per_product` in
 `_sparse_derivative.py`), from the same `*_linearization` and `*_product` functions.
 
@@ -53,7 +53,7 @@ from ._layout import Layout, ravel_stacked
 from ._programs import in_own_program
 
 
-def _index_array(values: np.ndarray, bound: int) -> jax.Array:
+def index_array(values: np.ndarray, bound: int) -> jax.Array:
     # Unsigned indices spare the gather `jnp` indexing's wrap-around of negative
     # indices (one select over the whole index array).
     if bound < 2**32:
@@ -198,7 +198,7 @@ class Decompression(eqx.Module):
         self.num_rev = plan.num_rev
         self.num_slots = plan.num_slots
         bound = max(plan.num_slots, int(plan.index.max(initial=0)) + 1)
-        self.index = _index_array(plan.index, bound)
+        self.index = index_array(plan.index, bound)
         self.col_colors = _colors_array(plan.col_colors)
         self.row_colors = _colors_array(plan.row_colors)
         self.plan = None if plan.plan is None else jtu.tree_map(jnp.asarray, plan.plan)
@@ -256,7 +256,9 @@ class Decompression(eqx.Module):
         if self.index.size == 0:
             return jnp.zeros(0, flat.dtype)
         cpu = _decompress_on_cpu if self.constant_seeded() else _decompress_unfused
-        return jax.lax.platform_dependent(flat, self, default=_decompress, cpu=cpu)
+        return jax.lax.platform_dependent(
+            flat, self, default=decompress_in_xla, cpu=cpu
+        )
 
 
 def _gather(flat: Array, dec: Decompression, unknowns: Array | None) -> Array:
@@ -265,7 +267,7 @@ def _gather(flat: Array, dec: Decompression, unknowns: Array | None) -> Array:
     return flat.at[dec.index].get(mode="promise_in_bounds")
 
 
-def _decompress(flat: Array, dec: Decompression) -> Array:
+def decompress_in_xla(flat: Array, dec: Decompression) -> Array:
     unknowns = None if dec.plan is None else dec.plan.solve(flat)  # pyright: ignore
     return _gather(flat, dec, unknowns)
 
@@ -309,7 +311,7 @@ def _decompress_unfused(flat: Array, dec: Decompression) -> Array:
     return _apart(dec.true, _decompress_on_cpu, flat, dec)
 
 
-def _products(
+def batched_products(
     fn: Callable, count: int, chunk_size: int | None, first: Array | int = 0
 ) -> Array:
     """`(count, size)`: the products `fn(first + k)` for `k < count`, each
@@ -486,7 +488,7 @@ def products_of(
             B[side] = ravel_stacked(jax.vmap(product, in_axes=1)(seeds))
         else:
             product = ft.partial(jacobian_product, lin, primals, layout, dec, side)
-            B[side] = _products(product, count, chunk_size)
+            B[side] = batched_products(product, count, chunk_size)
     return dec.concatenate(B.get("fwd"), B.get("rev"))
 
 

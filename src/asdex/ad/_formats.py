@@ -29,7 +29,7 @@ from jax.experimental import sparse as jsparse
 from jaxtyping import Array
 
 from .._pattern import SparsityPattern
-from ._compressed import Decompression, DecompressionPlan, _index_array
+from ._compressed import Decompression, DecompressionPlan, index_array
 from ._layout import ravel_parts
 
 OUTPUT_FORMATS = ("bcoo", "dense", "scipy_csr", "scipy_csc", "scipy_coo")
@@ -166,8 +166,8 @@ class BCOOFormat(AbstractOutputFormat):
                 ),
             )
             bound = max(plan.num_slots, 1)
-            self.slots = _index_array(slots, bound)
-            self.part_offsets = _index_array(slots - starts[part], bound)
+            self.slots = index_array(slots, bound)
+            self.part_offsets = index_array(slots - starts[part], bound)
             counts = np.bincount(part, minlength=len(starts))
             self.part_ends = tuple(int(e) for e in np.cumsum(counts))
             return

@@ -35,7 +35,12 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec
 from jaxtyping import Array
 
 from .._sharding import ProductSharding
-from ._compressed import Decompression, DecompressionPlan, _decompress, _products
+from ._compressed import (
+    Decompression,
+    DecompressionPlan,
+    batched_products,
+    decompress_in_xla,
+)
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -151,7 +156,7 @@ def sharded_nonzeros(
         plan = dec.sharded
         device = jax.lax.axis_index(axes)
         blocks = [
-            _products(
+            batched_products(
                 ft.partial(product, lin, primals, side),
                 per,
                 chunk_size,
@@ -164,7 +169,7 @@ def sharded_nonzeros(
         )
         if plan.gather:
             everything = jax.lax.all_gather(local, axes, tiled=True)
-            nonzeros = _decompress(everything[plan.reorder], dec)
+            nonzeros = decompress_in_xla(everything[plan.reorder], dec)
             nonzeros = jnp.pad(nonzeros, (0, D * plan.block - plan.nnz))
             return jax.lax.dynamic_slice_in_dim(
                 nonzeros, device * plan.block, plan.block

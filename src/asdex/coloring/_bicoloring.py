@@ -34,7 +34,7 @@ import numpy as np
 
 from ._graph import AdjacencyGraph, BipartiteGraph, ConflictGraph
 from ._greedy import greedy_distance2
-from ._orders import _degrees, _dynamic_order, vertex_order
+from ._orders import degrees, dynamic_order, vertex_order
 from ._result import BicoloringResult, readable
 from ._star import star_coloring
 
@@ -48,8 +48,8 @@ def _greedy_cover(aug: AdjacencyGraph, n: int, prefer_columns: bool) -> np.ndarr
         bonus[:n] = 1
     else:
         bonus[n:] = 1
-    key = 2 * _degrees(*args) + bonus
-    picked = _dynamic_order(*args, key, True, -2)
+    key = 2 * degrees(*args) + bonus
+    picked = dynamic_order(*args, key, True, -2)
     position = np.empty(aug.n, np.int64)
     position[picked] = np.arange(aug.n)
     source = np.repeat(np.arange(aug.n), np.diff(aug.ptr))

@@ -21,7 +21,7 @@ from .._pattern import SparsityPattern
 Colors = Int[ArrayLike, " vertices"]
 
 
-def _as_colors(colors, length: int, caller: str, name: str = "colors") -> np.ndarray:
+def as_colors(colors, length: int, caller: str, name: str = "colors") -> np.ndarray:
     colors = np.asarray(colors)
     if colors.ndim != 1 or colors.shape[0] != length:
         raise ValueError(
@@ -85,11 +85,11 @@ def check_structurally_orthogonal(
         )
     m, n = pattern.shape
     if partition == "column":
-        colors = _as_colors(colors, n, caller)
+        colors = as_colors(colors, n, caller)
         groups, members = pattern.rows, pattern.cols
         group_name, member_name = "row", "column"
     else:
-        colors = _as_colors(colors, m, caller)
+        colors = as_colors(colors, m, caller)
         groups, members = pattern.cols, pattern.rows
         group_name, member_name = "column", "row"
     member_colors = colors[members]
@@ -155,7 +155,7 @@ def check_symmetrically_orthogonal(
     """
     caller = "check_symmetrically_orthogonal"
     _check_square_symmetric(pattern, caller)
-    colors = _as_colors(colors, pattern.shape[1], caller)
+    colors = as_colors(colors, pattern.shape[1], caller)
     rows, cols = pattern.rows, pattern.cols
     used = np.zeros(pattern.shape[0], bool)
     used[rows] = True
@@ -222,7 +222,7 @@ def check_acyclic(
     """
     caller = "check_acyclic"
     _check_square_symmetric(pattern, caller)
-    colors = _as_colors(colors, pattern.shape[1], caller)
+    colors = as_colors(colors, pattern.shape[1], caller)
     if np.any(colors[pattern.rows] < 0):
         v = int(pattern.rows[np.flatnonzero(colors[pattern.rows] < 0)[0]])
         return _fail(
@@ -299,8 +299,8 @@ def check_bicoloring(
     """
     caller = "check_bicoloring"
     m, n = pattern.shape
-    row_colors = _as_colors(row_colors, m, caller, "row_colors")
-    col_colors = _as_colors(col_colors, n, caller, "col_colors")
+    row_colors = as_colors(row_colors, m, caller, "row_colors")
+    col_colors = as_colors(col_colors, n, caller, "col_colors")
     rows, cols = pattern.rows, pattern.cols
     width = _width(row_colors, col_colors)
     cc, rc = col_colors[cols], row_colors[rows]

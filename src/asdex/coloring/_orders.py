@@ -52,7 +52,7 @@ def _for_each_neighbour_stamp(v, ptr1, idx1, ptr2, idx2, two_hop, stamp, buf):
 
 
 @numba.njit(cache=True)
-def _degrees(nv, ptr1, idx1, ptr2, idx2, two_hop):
+def degrees(nv, ptr1, idx1, ptr2, idx2, two_hop):
     degree = np.zeros(nv, np.int64)
     if not two_hop:
         for v in range(nv):
@@ -68,7 +68,7 @@ def _degrees(nv, ptr1, idx1, ptr2, idx2, two_hop):
 
 
 @numba.njit(cache=True)
-def _dynamic_order(nv, ptr1, idx1, ptr2, idx2, two_hop, key, pick_max, delta):
+def dynamic_order(nv, ptr1, idx1, ptr2, idx2, two_hop, key, pick_max, delta):
     """Pick vertices by a key that changes as the neighbours are picked.
 
     A bucket queue (doubly linked lists, one per key value) gives each pick in
@@ -275,26 +275,26 @@ def _(order: NaturalOrder, graph: ConflictGraph) -> np.ndarray:
 
 @vertex_order.register
 def _(order: LargestFirst, graph: ConflictGraph) -> np.ndarray:
-    degree = _degrees(*_kernel_args(graph))
+    degree = degrees(*_kernel_args(graph))
     return np.argsort(-degree, kind="stable").astype(np.int64)
 
 
 @vertex_order.register
 def _(order: SmallestLast, graph: ConflictGraph) -> np.ndarray:
-    degree = _degrees(*_kernel_args(graph))
-    removed = _dynamic_order(*_kernel_args(graph), degree, False, -1)
+    degree = degrees(*_kernel_args(graph))
+    removed = dynamic_order(*_kernel_args(graph), degree, False, -1)
     return removed[::-1].copy()
 
 
 @vertex_order.register
 def _(order: IncidenceDegree, graph: ConflictGraph) -> np.ndarray:
-    return _dynamic_order(*_kernel_args(graph), np.zeros(graph.nv, np.int64), True, 1)
+    return dynamic_order(*_kernel_args(graph), np.zeros(graph.nv, np.int64), True, 1)
 
 
 @vertex_order.register
 def _(order: DynamicLargestFirst, graph: ConflictGraph) -> np.ndarray:
-    degree = _degrees(*_kernel_args(graph))
-    return _dynamic_order(*_kernel_args(graph), degree, True, -1)
+    degree = degrees(*_kernel_args(graph))
+    return dynamic_order(*_kernel_args(graph), degree, True, -1)
 
 
 @vertex_order.register

@@ -31,7 +31,7 @@ from jaxtyping import Array, ArrayLike, Int, Shaped
 
 from .._pattern import SparsityPattern
 from ._check import (
-    _as_colors,
+    as_colors,
     check_acyclic,
     check_bicoloring,
     check_structurally_orthogonal,
@@ -281,7 +281,7 @@ class ColumnColoringResult(AbstractColoringResult):
         _graph: BipartiteGraph | None = None,
     ):
         m, n = pattern.shape
-        colors = _as_colors(colors, n, "ColumnColoringResult")
+        colors = as_colors(colors, n, "ColumnColoringResult")
         num_colors = _num_colors(colors)
         if _graph is None:
             ptr = pattern.indptr.astype(np.int64)
@@ -365,7 +365,7 @@ class RowColoringResult(AbstractColoringResult):
         _graph: BipartiteGraph | None = None,
     ):
         m, n = pattern.shape
-        colors = _as_colors(colors, m, "RowColoringResult")
+        colors = as_colors(colors, m, "RowColoringResult")
         num_colors = _num_colors(colors)
         graph = BipartiteGraph.from_pattern(pattern) if _graph is None else _graph
         ok = _unique_in_group(n, graph.col_ptr, graph.col_idx, colors, num_colors + 1)
@@ -461,7 +461,7 @@ class StarColoringResult(AbstractColoringResult):
             _graph = AdjacencyGraph.from_pattern(pattern, caller=caller)
         graph = _graph
         n = pattern.shape[0]
-        colors = _as_colors(colors, n, caller)
+        colors = as_colors(colors, n, caller)
         num_colors = _num_colors(colors)
         rows = pattern.rows.astype(np.int64)
         cols = pattern.cols.astype(np.int64)
@@ -563,7 +563,7 @@ class AcyclicColoringResult(AbstractColoringResult):
             _graph = AdjacencyGraph.from_pattern(pattern, caller=caller)
         graph = _graph
         n = pattern.shape[0]
-        colors = _as_colors(colors, n, caller)
+        colors = as_colors(colors, n, caller)
         num_colors = _num_colors(colors)
         if np.any(colors[pattern.rows] < 0):
             _raise_invalid(check_acyclic, pattern, colors)
@@ -690,8 +690,8 @@ class BicoloringResult(AbstractColoringResult):
     ):
         caller = "BicoloringResult"
         m, n = pattern.shape
-        row_colors = _as_colors(row_colors, m, caller, "row_colors")
-        col_colors = _as_colors(col_colors, n, caller, "col_colors")
+        row_colors = as_colors(row_colors, m, caller, "row_colors")
+        col_colors = as_colors(col_colors, n, caller, "col_colors")
         graph = BipartiteGraph.from_pattern(pattern) if _graph is None else _graph
         cf, cr = _num_colors(col_colors), _num_colors(row_colors)
         fwd_ok, rev_ok = readable(graph, row_colors, col_colors)

@@ -174,14 +174,14 @@ def compressed_hessian(
 # Called outside `jit` (in eager code, notebooks, tests), the operators compute
 # their values through these: compiled once per function, instead of dispatching
 # every operation of the linearisation one by one. Inside `jit` they are inlined.
-_jacobian_values = eqx.filter_jit(compressed_jacobian)
-_hessian_values = eqx.filter_jit(compressed_hessian)
+jacobian_values = eqx.filter_jit(compressed_jacobian)
+hessian_values = eqx.filter_jit(compressed_hessian)
 
 
 # ---------------------------------------------------------------- checks
 
 
-def _tags(tags: object | Iterable[object]) -> frozenset[object]:
+def as_tags(tags: object | Iterable[object]) -> frozenset[object]:
     try:
         return frozenset(tags)  # pyright: ignore[reportArgumentType]
     except TypeError:
@@ -210,7 +210,7 @@ def check_complex_coloring(y, out_struct, coloring: ColoredPattern, caller: str)
     )
 
 
-def _check_symmetric_tags(tags, coloring: ColoredPattern, caller: str) -> None:
+def check_symmetric_tags(tags, coloring: ColoredPattern, caller: str) -> None:
     if (
         tags & _SYMMETRIC_TAGS
         and not pattern_data(coloring.pattern).is_symmetric_pattern
@@ -359,7 +359,7 @@ class SparseJacobianOperator(_NonzerosOperator):
                 f"{type(fn).__name__}."
             )
         _refuse_coloring_as_point(caller, y)
-        tags = _tags(tags)
+        tags = as_tags(tags)
         holomorphic = lineax_holomorphic(y)
         if coloring is None:
             from .._colorings import jacobian_coloring
@@ -374,9 +374,9 @@ class SparseJacobianOperator(_NonzerosOperator):
         coloring = check_coloring(coloring, caller, hessian=False, shape=(m, n))
         check_coloring_samples(coloring, (y, args), caller)
         check_complex_coloring(y, out_struct, coloring, caller)
-        _check_symmetric_tags(tags, coloring, caller)
+        check_symmetric_tags(tags, coloring, caller)
         comp = compression(coloring)
-        out, _, values = _jacobian_values(fn, y, args, comp, chunk_size=chunk_size)
+        out, _, values = jacobian_values(fn, y, args, comp, chunk_size=chunk_size)
         self.matrix = _matrix(
             values, comp, jax.eval_shape(lambda: y), jax.eval_shape(lambda: out), tags
         )
@@ -483,10 +483,10 @@ class SparseHessianOperator(_NonzerosOperator):
         coloring = check_coloring(coloring, caller, hessian=True, shape=(n, n))
         check_coloring_samples(coloring, (y, args), caller)
         comp = compression(coloring)
-        _, _, _, values = _hessian_values(fn, y, args, comp, chunk_size=chunk_size)
+        _, _, _, values = hessian_values(fn, y, args, comp, chunk_size=chunk_size)
         structure = jax.eval_shape(lambda: y)
         self.matrix = _matrix(
-            values, comp, structure, structure, _tags(tags) | {lx.symmetric_tag}
+            values, comp, structure, structure, as_tags(tags) | {lx.symmetric_tag}
         )
         self.coloring = coloring
 

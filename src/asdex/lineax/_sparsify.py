@@ -40,7 +40,7 @@ _QUERIES = (
 )
 
 
-def _lineax_tags(operator: lx.AbstractLinearOperator) -> frozenset[object]:
+def lineax_tags(operator: lx.AbstractLinearOperator) -> frozenset[object]:
     return frozenset(tag for query, tag in _QUERIES if query(operator))
 
 
@@ -108,7 +108,7 @@ def _(operator):
 @sparsify.register(lx.NegLinearOperator)
 def _(operator):
     inner = sparsify(operator.operator)
-    return with_values(inner, -inner.values, _lineax_tags(operator))
+    return with_values(inner, -inner.values, lineax_tags(operator))
 
 
 @sparsify.register(lx.MulLinearOperator)
@@ -116,7 +116,7 @@ def _(operator):
     inner = sparsify(operator.operator)
     with jax.numpy_dtype_promotion("standard"):
         values = inner.values * operator.scalar
-    return with_values(inner, values, _lineax_tags(operator))
+    return with_values(inner, values, lineax_tags(operator))
 
 
 @sparsify.register(lx.DivLinearOperator)
@@ -124,7 +124,7 @@ def _(operator):
     inner = sparsify(operator.operator)
     with jax.numpy_dtype_promotion("standard"):
         values = inner.values / operator.scalar
-    return with_values(inner, values, _lineax_tags(operator))
+    return with_values(inner, values, lineax_tags(operator))
 
 
 @sparsify.register(lx.IdentityLinearOperator)
@@ -175,7 +175,7 @@ def _(operator):
 @sparsify.register(lx.AddLinearOperator)
 def _(operator):
     total = add(sparsify(operator.operator1), sparsify(operator.operator2))
-    return with_values(total, tags=_lineax_tags(operator))
+    return with_values(total, tags=lineax_tags(operator))
 
 
 @sparsify.register(lx.ComposedLinearOperator)
@@ -189,7 +189,7 @@ def _(operator):
         return with_values(
             inner,
             values,
-            _lineax_tags(operator),
+            lineax_tags(operator),
             output_structure=operator.out_structure(),
         )
     if _is_diagonal_structure(right):
@@ -200,7 +200,7 @@ def _(operator):
         return with_values(
             inner,
             values,
-            _lineax_tags(operator),
+            lineax_tags(operator),
             input_structure=operator.in_structure(),
         )
     raise NotImplementedError(

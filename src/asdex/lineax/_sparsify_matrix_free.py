@@ -63,7 +63,7 @@ from ._derivative_operators import (
     compression,
 )
 from ._operator import SparseMatrixOperator
-from ._sparsify import _lineax_tags, sparsify
+from ._sparsify import lineax_tags, sparsify
 from ._structure import TreeLayout, flatten_structure, ravel, unravel
 
 # The coloring that `SparseLinearSolver(coloring=...)` was given, while it
@@ -277,7 +277,7 @@ def sparsify_linear_map(operator: lx.AbstractLinearOperator) -> SparseMatrixOper
         coloring.pattern,
         in_structure,
         out_structure,
-        _lineax_tags(operator),
+        lineax_tags(operator),
         indices=comp.indices,
     )
 
