@@ -238,15 +238,6 @@ def _matrix(
     )
 
 
-def _from_fields(cls, **fields):
-    # Build an operator around already computed values (for the solvers and
-    # `asdex.SparseFunction`), skipping the differentiation in `__init__`.
-    self = object.__new__(cls)
-    for name, value in fields.items():
-        object.__setattr__(self, name, value)
-    return self
-
-
 # ---------------------------------------------------------------- operators
 
 
@@ -392,7 +383,7 @@ class SparseJacobianOperator(_NonzerosOperator):
         tags: frozenset[object] = frozenset(),
     ) -> SparseJacobianOperator:
         matrix = _matrix(values, comp, in_structure, out_structure, tags)
-        return _from_fields(cls, matrix=matrix, coloring=comp.coloring)
+        return _JacobianOfValues(matrix, comp.coloring)
 
     @property
     def pattern(self):
@@ -499,7 +490,7 @@ class SparseHessianOperator(_NonzerosOperator):
         tags: frozenset[object] = frozenset(),
     ) -> SparseHessianOperator:
         matrix = _matrix(values, comp, structure, structure, tags | {lx.symmetric_tag})
-        return _from_fields(cls, matrix=matrix, coloring=comp.coloring)
+        return _HessianOfValues(matrix, comp.coloring)
 
     @property
     def pattern(self):
@@ -512,6 +503,24 @@ class SparseHessianOperator(_NonzerosOperator):
 
     def transpose(self) -> SparseHessianOperator:
         return self
+
+
+# The solvers and `asdex.SparseFunction` compute the nonzeros themselves (with the
+# value, gradient or residual of the same linearisation): these build the
+# operators around them, through an `__init__` of their own rather than the
+# public one, which differentiates.
+
+
+class _JacobianOfValues(SparseJacobianOperator):
+    def __init__(self, matrix: SparseMatrixOperator, coloring: ColoredPattern):
+        self.matrix = matrix
+        self.coloring = coloring
+
+
+class _HessianOfValues(SparseHessianOperator):
+    def __init__(self, matrix: SparseMatrixOperator, coloring: ColoredPattern):
+        self.matrix = matrix
+        self.coloring = coloring
 
 
 # ---------------------------------------------------------------- singledispatch
