@@ -1,37 +1,43 @@
-"""Compressed AD: the products over the seeds, and decompression to the nonzeros.
+"""Compressed AD: the one engine that computes products and decompresses them.
+
+Everything that differentiates with a coloring calls it: `asdex.jacobian` and
+`asdex.hessian` (`_sparse_derivative.py`), the Lineax operators, the Optimistix
+and Optax solvers, and the matrix-free sparsifier. They differ only in how they
+linearize and in their layout (`Layout` for the entry points, `TreeLayout` for
+functions of one PyTree, `HessianLayout` for a gradient's Jacobian).
 
 With `c` colors the seed matrix `S` has one column per color, `S[j, k] = 1` when
-column `j` has color `k`. The compressed matrix is one product per color:
+column `j` has color `k`. The compressed matrix is one product per color of a
+`Linear` map, which `f` is evaluated once to build:
 
-- JVPs (forward, `"fwd"`): `B = J @ S`, one `jax.linearize` and a `jax.vmap` of
-  its linear map over the seeds;
-- VJPs (reverse, `"rev"`): `B = Sᵀ @ J`, one `jax.vjp` and a `jax.vmap` of its
-  pullback;
-- both (`"bidirectional"`): the JVPs, and the VJPs of the same linearization
-  through `jax.linear_transpose`, so that `f` is still evaluated once;
-- HVPs (`"star"`, `"acyclic"`): `B = H @ S` by forward-over-reverse,
-  `jax.linearize` of `jax.value_and_grad`.
+- JVPs (column colorings): `B = J @ S`, `jax.linearize`'s map over the seeds;
+- VJPs (row colorings): `B = Sᵀ @ J`, `jax.vjp`'s pullback over the seeds;
+- both (bicolorings): the JVPs, and the VJPs of the same linearization through
+  `jax.linear_transpose`;
+- HVPs (star and acyclic colorings): `B = H @ S`, the JVPs of the gradient's
+  linearization (forward over reverse, `gradient_linearization`).
 
-`chunk_size=k` evaluates `k` products at a time with `jax.lax.map(...,
-batch_size=k)`, to bound the memory of the batched linear map. Without it, all
-products are batched with `jax.vmap` on GPU; on CPU up to eight are unrolled and
-more run one after the other in a `lax.map` (XLA's CPU code for batched shifts and
-pads is slow; see `batched_products`). Large Jacobians called from Python on CPU go
-further and run each product as a program of its own (`dispatch_per_product` in
-`_sparse_derivative.py`), from the same `*_linearization` and `*_product` functions.
+`products_of` computes them, `nonzeros_of` also decompresses (over several
+devices for a sharded coloring, see `_sharded.py`). `chunk_size=k` evaluates `k`
+products at a time with `jax.lax.map(..., batch_size=k)`, to bound the memory of
+the batched linear map. Without it, inside a caller's `jit` the seeds are
+constants of the program (`constant_seeds`); otherwise all products are batched
+with `jax.vmap` on GPU, and on CPU up to eight are unrolled and more run one
+after the other in a `lax.map` (see `_cpu.py`). Large Jacobians called from
+Python on CPU go further and run each product as a program of its own
+(`dispatch_per_product` in `_sparse_derivative.py`), through `jacobian_product`.
 
 The products are laid out color-major: `(c, m)` for JVPs and `(c, n)` for VJPs and
 HVPs, as `jax.vmap` stacks them, so no transpose is needed. Decompression is then
 one gather `flat[index]` from the concatenated products (plus the substitution
-sweep of an acyclic coloring), with `index` precomputed in numpy from the
-coloring's own plan, which is written for the `(m, c)` / `(n, c)` layout.
+sweep of an acyclic coloring), with `index` the coloring result's own
+`product_slots`.
 
 Where every nonzero has a slot of its own in the products (column, row and
 bidirectional colorings), the BCOO and dense outputs skip the gather: the
 products are the BCOO's data as they are, in color-major order, with padding
 entries for the slots that hold no nonzero (see `_formats.py`).
 """
-
 from __future__ import annotations
 
 import functools as ft
@@ -448,24 +454,6 @@ def _jacobian_product_of_seed(lin: Linear, primals, layout, side: str, seed):
     return layout.input_parts(pullback(layout.unravel_outputs(seed)), dtype)
 
 
-def jacobian_products(
-    g: Callable,
-    primals: list,
-    layout: Layout,
-    dec: Decompression,
-    chunk_size: int | None,
-):
-    """`(flat, out, aux)`: the concatenated products and `g`'s outputs at `primals`.
-
-    `g(*primals)` returns `(out, aux)`; it is evaluated once.
-    """
-    if dec.num_fwd + dec.num_rev == 0:
-        out, aux = g(*primals)
-        return jnp.zeros(0, layout.jacobian_dtype()), out, aux
-    lin, out, aux = jacobian_linearization(g, primals, dec)
-    return products_of(lin, primals, layout, dec, chunk_size), out, aux
-
-
 def products_of(
     lin: Linear,
     primals: list,
@@ -542,31 +530,6 @@ def hessian_linearization(g: Callable, primals: list):
     """`(lin, value, aux)`: as `gradient_linearization`, without the gradient."""
     lin, _, value, aux = gradient_linearization(g, primals)
     return lin, value, aux
-
-
-def hessian_product(lin: Linear, layout: Layout, dec: Decompression, k) -> list[Array]:
-    """The `k`-th HVP from the linearization, as its leaves in their own shapes."""
-    return jacobian_product(lin, [], HessianLayout(layout), dec, "fwd", k)
-
-
-def hessian_products(
-    g: Callable,
-    primals: list,
-    layout: Layout,
-    dec: Decompression,
-    chunk_size: int | None,
-):
-    """`(flat, value, aux)`: the concatenated HVPs and `g`'s outputs at `primals`.
-
-    `g(*primals)` returns `(scalar, aux)`. One forward-over-reverse linearization;
-    `g` is evaluated once.
-    """
-    if dec.num_fwd == 0:
-        value, aux = g(*primals)
-        return jnp.zeros(0, layout.hessian_dtype()), value, aux
-    lin, value, aux = hessian_linearization(g, primals)
-    flat = products_of(lin, primals, HessianLayout(layout), dec, chunk_size)
-    return flat, value, aux
 
 
 class HessianLayout:

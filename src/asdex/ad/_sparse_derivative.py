@@ -15,7 +15,14 @@ from jaxtyping import Array, Float
 
 from .._colored import ColoredPattern
 from . import _cpu
-from ._compressed import Decompression, DecompressionPlan
+from ._compressed import (
+    Decompression,
+    DecompressionPlan,
+    Linear,
+    jacobian_product,
+    nonzeros_of,
+    products_of,
+)
 from ._formats import (
     AbstractOutputFormat,
     Nesting,
@@ -24,7 +31,6 @@ from ._formats import (
 )
 from ._layout import Layout, ravel_parts
 from ._programs import run
-from ._sharded import sharded_nonzeros
 
 
 class AbstractSparseDerivative(eqx.Module):
@@ -99,28 +105,14 @@ class AbstractSparseDerivative(eqx.Module):
         return eqx.combine(self.fn_dynamic, self.fn_static)
 
     @abc.abstractmethod
-    def products(self, g: Callable, primals: list) -> tuple[Array, object, object]:
-        """`(flat, value, aux)` at `primals`: the concatenated compressed products
-        (see `Decompression`), and `g(*primals) = (value, aux)`."""
+    def linearize(self, g: Callable, primals: list) -> tuple[Linear, object, object]:
+        """`(lin, value, aux)`: `g(*primals) = (value, aux)` and the `Linear` map
+        whose products the coloring compresses (`f`'s, or its gradient's)."""
 
     @abc.abstractmethod
-    def dtype(self):
-        """The dtype of the products and the nonzeros."""
-
-    @abc.abstractmethod
-    def sides(self) -> tuple[tuple[str, int], ...]:
-        """`((side, count), ...)`: the kinds of product (`"fwd"`, `"rev"`) and how
-        many of each, in the order of the concatenated products."""
-
-    @abc.abstractmethod
-    def linearize(self, g: Callable, primals: list) -> tuple[object, object, object]:
-        """`(lin, value, aux)`: `g(*primals) = (value, aux)` and its linear map, a
-        PyTree whose leaves are the residuals."""
-
-    @abc.abstractmethod
-    def product(self, lin, primals: list, side: str, k) -> list[Array]:
-        """The `k`-th product of `side` from the linear map `lin`, as its leaves in
-        their own shapes (flattened in this order, one row of the products)."""
+    def products_layout(self):
+        """The layout the products are read in: the derivative's `layout`, seen
+        as its gradient's for a Hessian (see `_compressed.HessianLayout`)."""
 
     def _set_fields(
         self,
@@ -220,38 +212,37 @@ class AbstractSparseDerivative(eqx.Module):
         return id(self)
 
 
-def _evaluate(derivative: AbstractSparseDerivative, leaves: list):
+def _linearized(derivative: AbstractSparseDerivative, leaves: list):
+    """`(lin, primals, value, aux)`: `f` evaluated once and linearized."""
     primals, others = derivative.layout.split_leaves(leaves)
     g = derivative.layout.function_of_primals(derivative.fn, others)
-    if derivative.decompression.sharded is not None:
-        nonzeros, value, aux = _sharded_nonzeros(derivative, g, primals)
+    lin, value, aux = derivative.linearize(g, primals)
+    return lin, primals, value, aux
+
+
+def _evaluate(derivative: AbstractSparseDerivative, leaves: list):
+    lin, primals, value, aux = _linearized(derivative, leaves)
+    dec = derivative.decompression
+    layout = derivative.products_layout()
+    if dec.sharded is not None:
+        nonzeros = nonzeros_of(lin, primals, layout, dec, derivative.chunk_size)
         return derivative.format.from_nonzeros(nonzeros), value, aux
-    flat, value, aux = derivative.products(g, primals)
-    return derivative.format.assemble(flat, derivative.decompression), value, aux
+    flat = products_of(lin, primals, layout, dec, derivative.chunk_size)
+    return derivative.format.assemble(flat, dec), value, aux
 
 
 def _evaluate_nonzeros(derivative: AbstractSparseDerivative, leaves: list):
-    primals, others = derivative.layout.split_leaves(leaves)
-    g = derivative.layout.function_of_primals(derivative.fn, others)
-    if derivative.decompression.sharded is not None:
-        return _sharded_nonzeros(derivative, g, primals)[0]
-    flat = derivative.products(g, primals)[0]
-    return derivative.decompression.decompress(flat)
+    lin, primals, _, _ = _linearized(derivative, leaves)
+    layout = derivative.products_layout()
+    dec = derivative.decompression
+    return nonzeros_of(lin, primals, layout, dec, derivative.chunk_size)
 
 
-def _sharded_nonzeros(derivative: AbstractSparseDerivative, g: Callable, primals):
-    """`(nonzeros, value, aux)`, the products spread over the devices of the
-    coloring's sharding (see `_sharded.py`)."""
-    lin, value, aux = derivative.linearize(g, primals)
-    nonzeros = sharded_nonzeros(
-        derivative.decompression,
-        lin,
-        primals,
-        derivative.product,
-        type(derivative).dtype(derivative),
-        derivative.chunk_size,
-    )
-    return nonzeros, value, aux
+def _sides(derivative: AbstractSparseDerivative) -> tuple[tuple[str, int], ...]:
+    """`((side, count), ...)`: the kinds of product and how many of each, in the
+    order of the concatenated products."""
+    dec = derivative.decompression
+    return (("fwd", dec.num_fwd), ("rev", dec.num_rev))
 
 
 def dispatch_per_product(derivative: AbstractSparseDerivative, leaves: list) -> bool:
@@ -270,14 +261,16 @@ def dispatch_per_product(derivative: AbstractSparseDerivative, leaves: list) -> 
     Traced calls keep the single program, so the derivative stays jittable and
     differentiable; both paths compute the same products.
     """
-    # Cheapest checks first: this runs on every call. `type(d).sides(d)` spares
-    # equinox's bound-method wrapper.
-    cls = type(derivative)
-    if not cls.dispatch_on_cpu or derivative.decompression.sharded is not None:
+    # Cheapest checks first: this runs on every call.
+    if (
+        not type(derivative).dispatch_on_cpu
+        or derivative.decompression.sharded is not None
+    ):
         return False
     if max(derivative.coloring.shape) < _cpu.DISPATCH_FROM_SIZE:
         return False
-    if sum(count for _, count in cls.sides(derivative)) < _cpu.DISPATCH_FROM:
+    dec = derivative.decompression
+    if dec.num_fwd + dec.num_rev < _cpu.DISPATCH_FROM:
         return False
     for leaf in jtu.tree_leaves((derivative, leaves)):
         if isinstance(leaf, jax.core.Tracer):
@@ -298,22 +291,22 @@ def _products_one_by_one(derivative: AbstractSparseDerivative, leaves: list):
             run(_product, derivative, lin, leaves, side, np.int32(k))
             for k in range(count)
         ]
-        for side, count in type(derivative).sides(derivative)
+        for side, count in _sides(derivative)
     ]
     return parts, value, aux
 
 
 def _linearize(derivative, leaves):
-    primals, others = derivative.layout.split_leaves(leaves)
-    g = derivative.layout.function_of_primals(derivative.fn, others)
-    return derivative.linearize(g, primals)
+    lin, _, value, aux = _linearized(derivative, leaves)
+    return lin, value, aux
 
 
 def _product(derivative, lin, leaves, side: str, k):
     # The product's leaves in their own shapes: flattened by the program that
     # reads them, where that is free (see `ravel_stacked`).
     primals = derivative.layout.split_leaves(leaves)[0]
-    return derivative.product(lin, primals, side, k)
+    layout, dec = derivative.products_layout(), derivative.decompression
+    return jacobian_product(lin, primals, layout, dec, side, k)
 
 
 def _flat_products(parts: list) -> list[Array]:

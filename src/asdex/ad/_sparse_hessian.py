@@ -9,12 +9,7 @@ import jax.tree_util as jtu
 
 from .._colored import ColoredPattern, check_coloring
 from .._trace import check_scalar_output
-from ._compressed import (
-    Decompression,
-    hessian_linearization,
-    hessian_product,
-    hessian_products,
-)
+from ._compressed import Decompression, HessianLayout, hessian_linearization
 from ._formats import AbstractOutputFormat, Nesting
 from ._layout import Layout
 from ._sparse_derivative import AbstractSparseDerivative
@@ -82,25 +77,12 @@ class SparseHessian(AbstractSparseDerivative):
             fn, coloring, layout, nesting, output_format, chunk_size, with_value
         )
 
-    def products(self, g, primals):
-        flat, value, aux = hessian_products(
-            _scalar(g), primals, self.layout, self.decompression, self.chunk_size
-        )
-        return flat, jtu.tree_unflatten(self.layout.out_tree, [value]), aux
-
-    def dtype(self):
-        return self.layout.hessian_dtype()
-
-    def sides(self) -> tuple[tuple[str, int], ...]:
-        return (("fwd", self.decompression.num_fwd),)
-
     def linearize(self, g, primals):
         lin, value, aux = hessian_linearization(_scalar(g), primals)
         return lin, jtu.tree_unflatten(self.layout.out_tree, [value]), aux
 
-    def product(self, lin, primals, side, k):
-        del primals, side  # HVPs only
-        return hessian_product(lin, self.layout, self.decompression, k)
+    def products_layout(self):
+        return HessianLayout(self.layout)
 
 
 def _scalar(g):

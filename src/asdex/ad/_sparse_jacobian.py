@@ -8,12 +8,7 @@ from typing import ClassVar
 import equinox as eqx
 
 from .._colored import ColoredPattern, check_coloring
-from ._compressed import (
-    Decompression,
-    jacobian_linearization,
-    jacobian_product,
-    jacobian_products,
-)
+from ._compressed import Decompression, jacobian_linearization
 from ._formats import AbstractOutputFormat, Nesting
 from ._layout import Layout
 from ._sparse_derivative import AbstractSparseDerivative
@@ -90,20 +85,8 @@ class SparseJacobian(AbstractSparseDerivative):
             fn, coloring, layout, nesting, output_format, chunk_size, with_value
         )
 
-    def products(self, g, primals):
-        return jacobian_products(
-            g, primals, self.layout, self.decompression, self.chunk_size
-        )
-
-    def dtype(self):
-        return self.layout.jacobian_dtype()
-
-    def sides(self) -> tuple[tuple[str, int], ...]:
-        dec = self.decompression
-        return tuple((s, c) for s, c in (("fwd", dec.num_fwd), ("rev", dec.num_rev)))
-
     def linearize(self, g, primals):
         return jacobian_linearization(g, primals, self.decompression)
 
-    def product(self, lin, primals, side, k):
-        return jacobian_product(lin, primals, self.layout, self.decompression, side, k)
+    def products_layout(self):
+        return self.layout
