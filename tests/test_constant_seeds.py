@@ -54,8 +54,7 @@ def _flat(result) -> np.ndarray:
     return np.concatenate([np.ravel(np.asarray(b)) for b in _dense_blocks(result)])
 
 
-@pytest.mark.parametrize("name,build,f,x", CASES, ids=[c[0] for c in CASES])
-def test_every_call_site_matches(name, build, f, x, monkeypatch):
+def _spy_seeds(monkeypatch) -> list:
     used = []
     original = _compressed.constant_seeds
 
@@ -65,6 +64,12 @@ def test_every_call_site_matches(name, build, f, x, monkeypatch):
         return seeds
 
     monkeypatch.setattr(_compressed, "constant_seeds", spy)
+    return used
+
+
+@pytest.mark.parametrize("name,build,f,x", CASES, ids=[c[0] for c in CASES])
+def test_every_call_site_matches(name, build, f, x, monkeypatch):
+    used = _spy_seeds(monkeypatch)
     derivative = build()
     dense_ad = jax.hessian if name in ("star", "acyclic") else jax.jacfwd
     expected = _flat(dense_ad(f)(x))
@@ -142,19 +147,6 @@ def test_strict_dtype_promotion():
     np.testing.assert_allclose(
         got, jax.hessian(_energy)(X.astype(jnp.float32)), rtol=1e-4
     )
-
-
-def _spy_seeds(monkeypatch) -> list:
-    used = []
-    original = _compressed.constant_seeds
-
-    def spy(*args):
-        seeds = original(*args)
-        used.append(seeds is not None)
-        return seeds
-
-    monkeypatch.setattr(_compressed, "constant_seeds", spy)
-    return used
 
 
 @pytest.mark.parametrize("mode", ["fwd", "rev", "bidirectional"])
