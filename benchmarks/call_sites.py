@@ -16,9 +16,10 @@ asdex (`asdex.jacobian` / `asdex.hessian`) are timed side by side at each call s
   point moved by the last result (as an Optimistix loop calls it);
 - `vmap`: `jax.jit(jax.vmap(jac_fn))` over 8 inputs.
 
-Steady state is the best of `--repeats` interleaved calls, reported as multiples
-of one jitted call of `f` (Jacobians) or `jax.grad(f)` (Hessians); the ratio is
-sparsejac's time over asdex's (above 1: asdex is faster). Compile + first call of
+Steady state is the best of `--repeats` calls, asdex's and sparsejac's taken in
+turns, reported as multiples of one jitted call of `f` (Jacobians) or
+`jax.grad(f)` (Hessians); the ratio is sparsejac's time over asdex's (above 1:
+asdex is faster). Compile + first call of
 the closed-over `jit` is reported for both. The output is the BCOO's data (asdex)
 or `.data` of sparsejac's BCOO.
 """
@@ -93,6 +94,20 @@ def _best(fn, *args, repeats: int) -> float:
     return min(times)
 
 
+def _best_in_turns(fns, *args, repeats: int) -> list[float]:
+    """The best of `repeats` calls of each function, taking turns, so that the
+    load of a shared machine falls on all of them alike."""
+    for fn in fns:
+        jax.block_until_ready(fn(*args))
+    best = [math.inf] * len(fns)
+    for _ in range(repeats):
+        for k, fn in enumerate(fns):
+            start = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            best[k] = min(best[k], time.perf_counter() - start)
+    return best
+
+
 def _first_call(make) -> float:
     jax.clear_caches()
     fn, args = make()
@@ -146,8 +161,7 @@ def measure(name: str, scale: int, repeats: int) -> dict:
     }
     row = {"name": name, "size": x.size, "colors": derivative.coloring.num_colors}
     for site, (ours, other, args) in sites.items():
-        t_ours = _best(ours, *args, repeats=repeats)
-        t_other = _best(other, *args, repeats=repeats)
+        t_ours, t_other = _best_in_turns((ours, other), *args, repeats=repeats)
         per = 8 if site != "jit" else 1
         row[site] = (t_ours / per / base, t_other / per / base)
     argument = jax.jit(lambda j, v: j(v).data)

@@ -2,7 +2,7 @@
 
 Run with `uv run python benchmarks/detection_scale.py` (about two minutes on 2
 cores), or `--quick` for small sizes (seconds); `benchmarks/run.py --sections
-scale` runs it too. Cases (issue 14, §4):
+scale` runs it too. Cases:
 
 - `diff`: `f(x) = (x[1:] - x[:-1])**2`, at n = 10⁵, 10⁶, 10⁷;
 - `stencil`: a 2-D 5-point stencil plus `exp(u)` on an N × N grid, at N = 316,

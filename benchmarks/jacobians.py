@@ -33,8 +33,7 @@ Jacobian beats dense `jax.jacfwd`, for `(x[1:]-x[:-1])**2` and the Brusselator,
 - including preparation: the first Jacobian from scratch, that is preparation +
   compile + first call, against `jax.jacfwd`'s compile + first call.
 
-The last table lists every figure against its target (issue 3, §5) with PASS or
-MISS. This machine is shared and noisy: run it with nothing else running, and
+The last table lists every figure against its target with PASS or MISS. This machine is shared and noisy: run it with nothing else running, and
 repeat.
 """
 

@@ -1,7 +1,7 @@
 """Million-unknown Newton solves, against scipy's SuperLU and pyamg on the same matrices.
 
 Run with `uv run --group benchmark python benchmarks/large_solves.py` (about six
-minutes on 2 cores), or `--quick` for small sizes (seconds). Cases (issue 14, §1):
+minutes on 2 cores), or `--quick` for small sizes (seconds). Cases:
 
 - `bratu1000`: the 2-D Bratu problem (`examples/bratu_newton.py`) at 1000²
   (10⁶ unknowns); target ≤ 20 s and ≤ 6 GB for the whole Newton solve;

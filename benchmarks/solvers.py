@@ -3,7 +3,7 @@
 Run with `uv run python benchmarks/solvers.py` (about two minutes), or add
 `--quick` for a smoke run at small sizes (seconds).
 
-Cases (issue 4, §6):
+Cases:
 
 - `bratu64`: the 2-D Bratu problem at N = 64 (4,096 unknowns), solved by stock
   `optx.Newton` with its default dense linear solver, by the same with
@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         for name in args.cases
     }
     print(
-        f"Sparse solvers ({'quick sizes' if args.quick else 'issue 4 targets'}); "
+        f"Sparse solvers ({'quick sizes' if args.quick else 'target sizes'}); "
         f"backend {jax.default_backend()}, {os.cpu_count()} CPU cores"
     )
     print(table(results))

@@ -149,8 +149,12 @@ def test_coloring_and_pattern_mismatches():
         asdex.hessian_from_coloring(rosenbrock, jac_coloring)
     with pytest.raises(ValueError, match=r"5×6 pattern.*6×7 Jacobian"):
         asdex.jacobian_from_coloring(diff, jac_coloring, jnp.ones(7))
-    with pytest.raises(TypeError, match="must be an `asdex.ColoredPattern`"):
+    with pytest.raises(
+        TypeError, match="must be an `asdex.ColoredPattern`.*jacobian_from_pattern"
+    ):
         asdex.jacobian_from_coloring(diff, jac_coloring.pattern)
+    with pytest.raises(TypeError, match="must be an `asdex.ColoredPattern`"):
+        asdex.hessian_from_coloring(rosenbrock, "star")
     with pytest.raises(
         TypeError, match=r"pattern=\.\.\.\)` must be an `asdex.SparsityPattern`"
     ):

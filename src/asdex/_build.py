@@ -191,15 +191,10 @@ class _Kind(abc.ABC):
         warn_if_dense(coloring, req.caller, stacklevel=4)
         return self.build(req, coloring, tracing, **options)
 
-    @property
-    @abc.abstractmethod
-    def name(self) -> str: ...
-
 
 class _Jacobian(_Kind):
     modes = (None, "fwd", "rev", "bidirectional")
     symmetric = False
-    name = "jacobian"  # pyright: ignore[reportAssignmentType]
 
     def tracing(self, req, local=False):
         return Tracing(req.trace(local=local))
@@ -237,7 +232,6 @@ class _Jacobian(_Kind):
 class _Hessian(_Kind):
     modes = (None, "star", "acyclic")
     symmetric = True
-    name = "hessian"  # pyright: ignore[reportAssignmentType]
 
     def tracing(self, req, local=False):
         """The gradient of `f` traced (for the pattern), checking that `f` is

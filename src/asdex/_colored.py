@@ -68,9 +68,15 @@ def check_coloring(
     and (unless `local_ok`) global."""
     kind = "hessian" if hessian else "jacobian"
     if not isinstance(coloring, ColoredPattern):
+        hint = ""
+        if isinstance(coloring, SparsityPattern):
+            hint = (
+                f" For a pattern, use `asdex.{kind}_from_pattern`, or color it: "
+                f"`asdex.ColoredPattern(asdex.coloring.color_{kind}(pattern))`."
+            )
         raise TypeError(
             f"`{caller}(coloring=...)` must be an `asdex.ColoredPattern` (from "
-            f"`asdex.{kind}_coloring`), not {type(coloring).__name__}."
+            f"`asdex.{kind}_coloring`), not {type(coloring).__name__}.{hint}"
         )
     if not local_ok:
         refuse_local(coloring, caller)

@@ -12,7 +12,7 @@ from typing import Literal
 
 from ._api import OutputFormat
 from ._build import HESSIAN, JACOBIAN, Request, given_pattern
-from ._colored import ColoredPattern
+from ._colored import ColoredPattern, check_coloring
 from .ad._sparse_hessian import SparseHessian
 from .ad._sparse_jacobian import SparseJacobian
 
@@ -57,13 +57,15 @@ def jacobian_from_coloring(
         jac_fn = asdex.jacobian_from_coloring(f, coloring)
         ```
     """
+    caller = "asdex.jacobian_from_coloring"
+    check_coloring(coloring, caller, hessian=False, local_ok=True)
     req = Request.of(
-        "asdex.jacobian_from_coloring",
+        caller,
         f,
         sample_args,
         sample_kwargs,
         input_shape,
-        n=getattr(coloring, "shape", (0, None))[1],
+        n=coloring.shape[1],
         argnums=argnums,
         has_aux=has_aux,
         holomorphic=holomorphic,
@@ -169,13 +171,15 @@ def hessian_from_coloring(
 
     **Returns:** an [`asdex.SparseHessian`][].
     """
+    caller = "asdex.hessian_from_coloring"
+    check_coloring(coloring, caller, hessian=True, local_ok=True)
     req = Request.of(
-        "asdex.hessian_from_coloring",
+        caller,
         f,
         sample_args,
         sample_kwargs,
         input_shape,
-        n=getattr(coloring, "shape", (0, None))[1],
+        n=coloring.shape[1],
         argnums=argnums,
         has_aux=has_aux,
     )

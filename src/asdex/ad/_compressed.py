@@ -38,6 +38,7 @@ bidirectional colorings), the BCOO and dense outputs skip the gather: the
 products are the BCOO's data as they are, in color-major order, with padding
 entries for the slots that hold no nonzero (see `_formats.py`).
 """
+
 from __future__ import annotations
 
 import functools as ft
