@@ -33,6 +33,10 @@ Jacobian beats dense `jax.jacfwd`, for `(x[1:]-x[:-1])**2` and the Brusselator,
 - including preparation: the first Jacobian from scratch, that is preparation +
   compile + first call, against `jax.jacfwd`'s compile + first call.
 
+With `--call-sites`, `call_sites.py` runs last: each derivative inside `jax.jit`
+(closed over and as an argument), in a `lax.while_loop` and under `jax.vmap`,
+against sparsejac given the same pattern (it needs the `benchmark` group).
+
 The last table lists every figure against its target with PASS or MISS. This machine is shared and noisy: run it with nothing else running, and
 repeat.
 """
@@ -493,6 +497,18 @@ def crossover_table(cross: dict) -> str:
     return "\n".join(lines)
 
 
+def _call_sites(quick: bool) -> list[dict]:
+    """`call_sites.py`'s table: the derivatives inside `jit`, a `while_loop` and
+    `vmap`, against sparsejac, in this process."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:  # also when loaded by path, as the tests do
+        sys.path.insert(0, here)
+    import call_sites
+
+    print()
+    return call_sites.main(["--quick"] if quick else [])
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, seconds")
@@ -514,6 +530,11 @@ def main(argv: list[str] | None = None) -> dict:
         help=f"grid of n (default {CROSSOVER_SIZES}; quick {QUICK_CROSSOVER_SIZES})",
     )
     parser.add_argument("--no-crossover", action="store_true")
+    parser.add_argument(
+        "--call-sites",
+        action="store_true",
+        help="also time every call site against sparsejac (`call_sites.py`)",
+    )
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 20)
@@ -558,6 +579,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(crossover_table(cross))
 
     report = {"cases": results, "crossover": cross}
+    if args.call_sites:
+        report["call_sites"] = _call_sites(args.quick)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

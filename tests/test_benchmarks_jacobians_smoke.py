@@ -53,3 +53,10 @@ def test_dense_reference_is_skipped_when_too_large(bench):
     # 10⁶ × 10⁶ float32 entries would take terabytes; 10³ × 10³ take 4 MB.
     assert not bench.dense_fits(10**6, 10**6)
     assert bench.dense_fits(1_000, 1_000)
+
+
+def test_call_sites_section(bench, capsys):
+    pytest.importorskip("sparsejac")
+    rows = bench._call_sites(quick=True)
+    assert {r["name"] for r in rows} == {"diff2", "brusselator", "rosenbrock", "bratu"}
+    assert "while_loop" in capsys.readouterr().out
