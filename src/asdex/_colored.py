@@ -59,28 +59,31 @@ def check_coloring(
     coloring,
     caller: str,
     *,
-    hessian: bool,
+    hessian: bool | None,
     shape: tuple[int, int] | None = None,
     local_ok: bool = False,
 ) -> ColoredPattern:
     """The one check of a coloring that a user passes in (`coloring=`): a
-    `ColoredPattern`, of a Jacobian or a Hessian as `hessian` says, of `shape`,
-    and (unless `local_ok`) global."""
-    kind = "hessian" if hessian else "jacobian"
+    `ColoredPattern`, of a Jacobian or a Hessian as `hessian` says (`None`:
+    either), of `shape`, and (unless `local_ok`) global."""
+    kinds = {None: ("jacobian", "hessian"), True: ("hessian",), False: ("jacobian",)}
+    kinds = kinds[hessian]
+    kind = kinds[0]
     if not isinstance(coloring, ColoredPattern):
         hint = ""
-        if isinstance(coloring, SparsityPattern):
+        if isinstance(coloring, SparsityPattern) and hessian is not None:
             hint = (
                 f" For a pattern, use `asdex.{kind}_from_pattern`, or color it: "
                 f"`asdex.ColoredPattern(asdex.coloring.color_{kind}(pattern))`."
             )
+        source = " or ".join(f"`asdex.{k}_coloring`" for k in kinds)
         raise TypeError(
             f"`{caller}(coloring=...)` must be an `asdex.ColoredPattern` (from "
-            f"`asdex.{kind}_coloring`), not {type(coloring).__name__}.{hint}"
+            f"{source}), not {type(coloring).__name__}.{hint}"
         )
     if not local_ok:
         refuse_local(coloring, caller)
-    if coloring.result.symmetric != hessian:
+    if hessian is not None and coloring.result.symmetric != hessian:
         got, wanted = "a Jacobian", "a Hessian (mode 'star' or 'acyclic')"
         if not hessian:
             got, wanted = (

@@ -29,7 +29,7 @@ import lineax as lx
 from jaxtyping import Array, Inexact, PyTree, Scalar
 
 from .._caches import cached
-from .._colored import ColoredPattern, check_coloring, refuse_local
+from .._colored import ColoredPattern, check_coloring
 from .._trace import check_scalar_output, explain_traced_control_flow
 from ..ad._complex import complex_mode
 from ..ad._compressed import (
@@ -100,13 +100,7 @@ def compression(coloring: ColoredPattern) -> Compression:
 
     A [`asdex.lineax.Compression`][].
     """
-    if not isinstance(coloring, ColoredPattern):
-        raise TypeError(
-            "`asdex.lineax.compression(coloring=...)` must be an "
-            f"`asdex.ColoredPattern`, got {type(coloring).__name__}. Build one with "
-            "`asdex.jacobian_coloring` or `asdex.hessian_coloring`."
-        )
-    refuse_local(coloring, "asdex.lineax.compression")
+    check_coloring(coloring, "asdex.lineax.compression", hessian=None)
     return _compression(coloring)
 
 

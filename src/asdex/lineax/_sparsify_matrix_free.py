@@ -140,16 +140,16 @@ def _values(operator: lx.AbstractLinearOperator, comp: Compression) -> Array:
         flatten_structure(operator.in_structure()),
         flatten_structure(operator.out_structure()),
     )
-    zero = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), operator.in_structure())
     if dec.sharded is not None:
-        _, mv = jax.linearize(operator.mv, zero)
-        lin = Linear(mv, None)
-    else:
-        transpose = operator.transpose().mv if dec.num_rev else None
-        lin = Linear(
-            operator.mv, None if transpose is None else _as_pullback(transpose)
+        zero = jax.tree.map(
+            lambda s: jnp.zeros(s.shape, s.dtype), operator.in_structure()
         )
-    return nonzeros_of(lin, [zero], layout, dec, None, replicated=True)
+        _, mv = jax.linearize(operator.mv, zero)
+        return nonzeros_of(Linear(mv, None), [zero], layout, dec, None, replicated=True)
+    # The transpose's own `mv` for VJPs: no primal point is needed then.
+    transpose = operator.transpose().mv if dec.num_rev else None
+    lin = Linear(operator.mv, None if transpose is None else _as_pullback(transpose))
+    return nonzeros_of(lin, [], layout, dec, None)
 
 
 def _as_pullback(mv: Callable) -> Callable:
