@@ -342,6 +342,8 @@ def test_benchmark_quick_run():
     assert all(r["colors_local"] < r["colors_global"] for r in rows)
 
 
+# 9 s; strict promotion of every other path is in `test_strict_promotion.py`.
+@pytest.mark.slow
 def test_strict_dtype_promotion():
     f, x = _banded_relu_net(n=24, depth=3)
     energy, y = _penalty(n=20, window=3)
