@@ -35,7 +35,10 @@ Jacobian beats dense `jax.jacfwd`, for `(x[1:]-x[:-1])**2` and the Brusselator,
 
 With `--call-sites`, `call_sites.py` runs last: each derivative inside `jax.jit`
 (closed over and as an argument), in a `lax.while_loop` and under `jax.vmap`,
-against sparsejac given the same pattern (it needs the `benchmark` group).
+against sparsejac given the same pattern (it needs the `benchmark` group). With
+`--cold-start`, `cold_start.py` runs last: the first pattern, coloring, Jacobian and
+Hessian after `import asdex`, each run in a new process with an empty numba cache
+(target: 3 s in all).
 
 The last table lists every figure against its target with PASS or MISS. This machine is shared and noisy: run it with nothing else running, and
 repeat.
@@ -46,6 +49,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import importlib
 import json
 import math
 import os
@@ -497,16 +501,26 @@ def crossover_table(cross: dict) -> str:
     return "\n".join(lines)
 
 
+def _sibling(name: str):
+    """Another script of this folder, as a module (also when this one is loaded by
+    path, as the tests do)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    return importlib.import_module(name)
+
+
 def _call_sites(quick: bool) -> list[dict]:
     """`call_sites.py`'s table: the derivatives inside `jit`, a `while_loop` and
     `vmap`, against sparsejac, in this process."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    if here not in sys.path:  # also when loaded by path, as the tests do
-        sys.path.insert(0, here)
-    import call_sites
-
     print()
-    return call_sites.main(["--quick"] if quick else [])
+    return _sibling("call_sites").main(["--quick"] if quick else [])
+
+
+def _cold_start(runs: int) -> list[dict]:
+    """`cold_start.py`'s table: each run in a new process, its numba cache empty."""
+    print()
+    return _sibling("cold_start").main(["--runs", str(runs)])
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -534,6 +548,11 @@ def main(argv: list[str] | None = None) -> dict:
         "--call-sites",
         action="store_true",
         help="also time every call site against sparsejac (`call_sites.py`)",
+    )
+    parser.add_argument(
+        "--cold-start",
+        action="store_true",
+        help="also time the first calls in fresh processes (`cold_start.py`)",
     )
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -581,6 +600,8 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"cases": results, "crossover": cross}
     if args.call_sites:
         report["call_sites"] = _call_sites(args.quick)
+    if args.cold_start:
+        report["cold_start"] = _cold_start(1 if args.quick else 3)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

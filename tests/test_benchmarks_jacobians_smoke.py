@@ -60,3 +60,10 @@ def test_call_sites_section(bench, capsys):
     rows = bench._call_sites(quick=True)
     assert {r["name"] for r in rows} == {"diff2", "brusselator", "rosenbrock", "bratu"}
     assert "while_loop" in capsys.readouterr().out
+
+
+def test_cold_start_section(bench, capsys):
+    (row,) = bench._cold_start(runs=1)
+    assert {"import", "pattern", "coloring", "jacobian", "hessian"} <= set(row)
+    assert all(t > 0 for t in row.values())
+    assert "total after import" in capsys.readouterr().out

@@ -18,6 +18,7 @@ from jaxtyping import Array, PyTree, Scalar
 from ._colored import ColoredPattern, check_coloring
 from ._pattern import SparsityPattern
 from ._trace import check_scalar_output, explain_traced_control_flow
+from .ad._layout import Structure
 from .coloring import (
     AcyclicColoringResult,
     BicoloringResult,
@@ -37,7 +38,6 @@ from .lineax._derivative_operators import (
     jacobian_values,
     lineax_holomorphic,
 )
-from .lineax._structure import FlatStructure, flatten_structure, structure_size
 
 _FORMAT_NAME = "asdex.SparseFunction"
 _FORMAT_VERSION = 1
@@ -96,8 +96,8 @@ class SparseFunction(eqx.Module):
 
     fn_dynamic: Callable
     fn_static: Callable = eqx.field(static=True)
-    input_structure: FlatStructure = eqx.field(static=True)
-    output_structure: FlatStructure = eqx.field(static=True)
+    input_structure: Structure = eqx.field(static=True)
+    output_structure: Structure = eqx.field(static=True)
     jacobian_compression: Compression | None
     hessian_compression: Compression | None
 
@@ -143,9 +143,9 @@ class SparseFunction(eqx.Module):
             )
         with explain_traced_control_flow(caller, "fn"):
             out_struct = eqx.filter_eval_shape(fn, y, args)
-        flat_in = flatten_structure(jax.eval_shape(lambda: y))
-        flat_out = flatten_structure(out_struct)
-        n, m = structure_size(flat_in), structure_size(flat_out)
+        flat_in = Structure.of_tree(y)
+        flat_out = Structure.of(out_struct)
+        n, m = flat_in.size, flat_out.size
         scalar = _is_scalar(out_struct)
         if hessian is None:
             hessian = scalar or hessian_coloring is not None
@@ -206,13 +206,13 @@ class SparseFunction(eqx.Module):
         return self.fn(y, args)
 
     def _check(self, y, method: str) -> None:
-        got = flatten_structure(jax.eval_shape(lambda: y))
+        got = Structure.of_tree(y)
         if got != self.input_structure:
             raise ValueError(
                 f"`SparseFunction.{method}(y=...)`: `y` has structure "
-                f"{got[1]} with leaves {list(got[0])}, but the colorings were "
-                f"detected for {self.input_structure[1]} with leaves "
-                f"{list(self.input_structure[0])}. Build a new `asdex.SparseFunction` "
+                f"{got.treedef} with leaves {list(got.leaves)}, but the colorings were "
+                f"detected for {self.input_structure.treedef} with leaves "
+                f"{list(self.input_structure.leaves)}. Build a new `asdex.SparseFunction` "
                 "for other shapes."
             )
 

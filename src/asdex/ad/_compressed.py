@@ -3,8 +3,9 @@
 Everything that differentiates with a coloring calls it: `asdex.jacobian` and
 `asdex.hessian` (`_sparse_derivative.py`), the Lineax operators, the Optimistix
 and Optax solvers, and the matrix-free sparsifier. They differ only in how they
-linearize and in their layout (`Layout` for the entry points, `TreeLayout` for
-functions of one PyTree, `HessianLayout` for a gradient's Jacobian).
+linearize and in their `Layout` (`Layout.from_traced` for the entry points,
+`Layout.of_structures` for functions of one PyTree, `layout.gradient` for a
+gradient's Jacobian).
 
 With `c` colors the seed matrix `S` has one column per color, `S[j, k] = 1` when
 column `j` has color `k`. The compressed matrix is one product per color of a
@@ -531,20 +532,3 @@ def hessian_linearization(g: Callable, primals: list):
     """`(lin, value, aux)`: as `gradient_linearization`, without the gradient."""
     lin, _, value, aux = gradient_linearization(g, primals)
     return lin, value, aux
-
-
-class HessianLayout:
-    """A layout seen as that of its gradient, whose Jacobian is the Hessian: the
-    products map inputs to (per-primal) inputs, in the inputs' dtype."""
-
-    def __init__(self, layout):
-        self._layout = layout
-
-    def jacobian_dtype(self):
-        return self._layout.hessian_dtype()
-
-    def unravel_inputs(self, vector):
-        return self._layout.unravel_inputs(vector)
-
-    def output_parts(self, grads, dtype):
-        return self._layout.input_parts(grads, dtype)

@@ -6,7 +6,7 @@ as they are) with index arrays passed in as arguments. `finish` runs after it, i
 Python, and wraps the result: a `BCOO` around its precomputed indices, or a scipy
 matrix on the host.
 
-`"bcoo"` and `"dense"` follow `jax.jacobian`'s nesting: for outputs with
+`"bcoo"` and `"dense"` follow `jax.jacobian`'s layout: for outputs with
 structure `Out` and differentiated inputs with structure `In` the result has
 structure `Out` whose every leaf is an `In`-structured tree of blocks, the block
 of output leaf `o` and input leaf `i` having shape `o.shape + i.shape`. Hessians
@@ -17,12 +17,10 @@ nest `In` in `In` like `jax.hessian`. The scipy formats are two-dimensional
 from __future__ import annotations
 
 import abc
-import dataclasses
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.tree_util as jtu
 import numpy as np
 import scipy.sparse as sp
 from jax.experimental import sparse as jsparse
@@ -30,7 +28,7 @@ from jaxtyping import Array
 
 from .._pattern import SparsityPattern
 from ._compressed import Decompression, DecompressionPlan, index_array
-from ._layout import ravel_parts
+from ._layout import Layout, ravel_parts
 
 OUTPUT_FORMATS = ("bcoo", "dense", "scipy_csr", "scipy_csc", "scipy_coo")
 
@@ -42,48 +40,6 @@ def check_output_format(output_format, caller: str) -> str:
             f"{', '.join(repr(f) for f in OUTPUT_FORMATS)}."
         )
     return output_format
-
-
-@dataclasses.dataclass(frozen=True)
-class Nesting:
-    """Which rows and columns of the flat `(m, n)` matrix form which block.
-
-    A plain (hashable) dataclass rather than a module: it is static, and read on
-    every call.
-    """
-
-    out_tree: jtu.PyTreeDef
-    out_shapes: tuple[tuple[int, ...], ...]
-    in_tree: jtu.PyTreeDef
-    in_shapes: tuple[tuple[int, ...], ...]
-
-    @property
-    def out_offsets(self) -> np.ndarray:
-        return _offsets(self.out_shapes)
-
-    @property
-    def in_offsets(self) -> np.ndarray:
-        return _offsets(self.in_shapes)
-
-    @property
-    def single(self) -> bool:
-        return len(self.out_shapes) == 1 and len(self.in_shapes) == 1
-
-    def nest(self, blocks: list):
-        """Blocks listed output-leaf-major, nested like `jax.jacobian`'s result."""
-        if self.single and self.out_tree.num_nodes == 1 and self.in_tree.num_nodes == 1:
-            return blocks[0]
-        k = len(self.in_shapes)
-        rows = [
-            jtu.tree_unflatten(self.in_tree, blocks[o * k : (o + 1) * k])
-            for o in range(len(self.out_shapes))
-        ]
-        return jtu.tree_unflatten(self.out_tree, rows)
-
-
-def _offsets(shapes) -> np.ndarray:
-    sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
-    return np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
 
 
 class AbstractOutputFormat(eqx.Module):
@@ -127,7 +83,7 @@ class BCOOFormat(AbstractOutputFormat):
     split into blocks.
     """
 
-    nesting: Nesting = eqx.field(static=True)
+    layout: Layout = eqx.field(static=True)
     compressed: bool = eqx.field(static=True)
     occupied: Array | None
     selections: tuple[Array | None, ...]
@@ -140,14 +96,14 @@ class BCOOFormat(AbstractOutputFormat):
     part_ends: tuple[int, ...] = eqx.field(static=True)
 
     def __init__(
-        self, pattern: SparsityPattern, nesting: Nesting, plan: DecompressionPlan
+        self, pattern: SparsityPattern, layout: Layout, plan: DecompressionPlan
     ):
-        self.nesting = nesting
+        self.layout = layout
         padding = plan.num_slots - pattern.nnz
         self.compressed = bool(
-            nesting.single and plan.direct and padding <= _MAX_PADDING * pattern.nnz
+            layout.single and plan.direct and padding <= _MAX_PADDING * pattern.nnz
         )
-        self.by_slot = bool(nesting.single and plan.direct and not self.compressed)
+        self.by_slot = bool(layout.single and plan.direct and not self.compressed)
         self.slots = self.part_offsets = None
         self.part_ends = ()
         if self.by_slot:
@@ -161,8 +117,8 @@ class BCOOFormat(AbstractOutputFormat):
                 _multi_index(
                     pattern.rows[order],
                     pattern.cols[order],
-                    nesting.out_shapes[0],
-                    nesting.in_shapes[0],
+                    layout.outputs.shapes[0],
+                    layout.inputs.shapes[0],
                 ),
             )
             bound = max(plan.num_slots, 1)
@@ -177,24 +133,27 @@ class BCOOFormat(AbstractOutputFormat):
             self.selections = (None,)
             self.indices = (
                 _multi_index(
-                    slot_rows, slot_cols, nesting.out_shapes[0], nesting.in_shapes[0]
+                    slot_rows,
+                    slot_cols,
+                    layout.outputs.shapes[0],
+                    layout.inputs.shapes[0],
                 ),
             )
             return
         self.occupied = None
-        if nesting.single:
+        if layout.single:
             self.selections = (None,)
             self.indices = (
                 _multi_index(
                     pattern.rows,
                     pattern.cols,
-                    nesting.out_shapes[0],
-                    nesting.in_shapes[0],
+                    layout.outputs.shapes[0],
+                    layout.inputs.shapes[0],
                 ),
             )
             return
         selections, indices = [], []
-        for sel, r, c, oshape, ishape in _blocks(pattern, nesting):
+        for sel, r, c, oshape, ishape in _blocks(pattern, layout):
             selections.append(jnp.asarray(sel))
             indices.append(_multi_index(r, c, oshape, ishape))
         self.selections = tuple(selections)
@@ -231,7 +190,7 @@ class BCOOFormat(AbstractOutputFormat):
 
     def finish(self, assembled):
         shapes = [
-            o + i for o in self.nesting.out_shapes for i in self.nesting.in_shapes
+            o + i for o in self.layout.outputs.shapes for i in self.layout.inputs.shapes
         ]
         # `tree_unflatten` skips the validation of `BCOO.__init__`, a third of the
         # cost of a small call; the shapes are right by construction.
@@ -246,7 +205,7 @@ class BCOOFormat(AbstractOutputFormat):
             )
             for data, idx, shape in zip(assembled, self.indices, shapes, strict=True)
         ]
-        return self.nesting.nest(blocks)
+        return self.layout.nest(blocks)
 
 
 class DenseFormat(AbstractOutputFormat):
@@ -256,15 +215,15 @@ class DenseFormat(AbstractOutputFormat):
     without a nonzero are dropped); otherwise the nonzeros are gathered first.
     """
 
-    nesting: Nesting = eqx.field(static=True)
+    layout: Layout = eqx.field(static=True)
     compressed: bool = eqx.field(static=True)
     rows: Array
     cols: Array
 
     def __init__(
-        self, pattern: SparsityPattern, nesting: Nesting, plan: DecompressionPlan
+        self, pattern: SparsityPattern, layout: Layout, plan: DecompressionPlan
     ):
-        self.nesting = nesting
+        self.layout = layout
         self.compressed = bool(plan.direct)
         if plan.direct:
             rows, cols, _ = _slots(pattern, plan)
@@ -285,8 +244,8 @@ class DenseFormat(AbstractOutputFormat):
         return self._scatter(values)
 
     def _scatter(self, values):
-        m = int(self.nesting.out_offsets[-1])
-        n = int(self.nesting.in_offsets[-1])
+        m = int(self.layout.outputs.offsets[-1])
+        n = int(self.layout.inputs.offsets[-1])
         dense = jnp.zeros((m, n), values.dtype)
         if values.size:
             dense = dense.at[self.rows, self.cols].set(
@@ -295,18 +254,18 @@ class DenseFormat(AbstractOutputFormat):
                 indices_are_sorted=not self.compressed,
                 unique_indices=True,
             )
-        ro, co = self.nesting.out_offsets, self.nesting.in_offsets
+        ro, co = self.layout.outputs.offsets, self.layout.inputs.offsets
         blocks = []
-        for o, oshape in enumerate(self.nesting.out_shapes):
-            for i, ishape in enumerate(self.nesting.in_shapes):
+        for o, oshape in enumerate(self.layout.outputs.shapes):
+            for i, ishape in enumerate(self.layout.inputs.shapes):
                 block = dense
-                if not self.nesting.single:
+                if not self.layout.single:
                     block = dense[ro[o] : ro[o + 1], co[i] : co[i + 1]]
                 blocks.append(block.reshape(oshape + ishape))
         return blocks
 
     def finish(self, assembled):
-        return self.nesting.nest(assembled)
+        return self.layout.nest(assembled)
 
 
 class ScipyFormat(AbstractOutputFormat):
@@ -342,13 +301,13 @@ class ScipyFormat(AbstractOutputFormat):
 def make_format(
     output_format: str,
     pattern: SparsityPattern,
-    nesting: Nesting,
+    layout: Layout,
     plan: DecompressionPlan,
 ) -> AbstractOutputFormat:
     if output_format == "bcoo":
-        return BCOOFormat(pattern, nesting, plan)
+        return BCOOFormat(pattern, layout, plan)
     if output_format == "dense":
-        return DenseFormat(pattern, nesting, plan)
+        return DenseFormat(pattern, layout, plan)
     return ScipyFormat(pattern, output_format.removeprefix("scipy_"))
 
 
@@ -399,23 +358,23 @@ def _multi_index(rows, cols, out_shape, in_shape) -> Array:
     return jnp.asarray(index.astype(dtype))
 
 
-def _blocks(pattern: SparsityPattern, nesting: Nesting):
+def _blocks(pattern: SparsityPattern, layout: Layout):
     """For each block, output-leaf-major: the entries in it (in the pattern's order)
     and their local row and column."""
     rows = pattern.rows.astype(np.int64)
     cols = pattern.cols.astype(np.int64)
-    ro, co = nesting.out_offsets, nesting.in_offsets
+    ro, co = layout.outputs.offsets, layout.inputs.offsets
     out_leaf = np.searchsorted(ro, rows, side="right") - 1
     in_leaf = np.searchsorted(co, cols, side="right") - 1
-    k = len(nesting.in_shapes)
+    k = len(layout.inputs.shapes)
     key = out_leaf * k + in_leaf
     # A stable sort keeps each block's entries in row-major order, so that its
     # BCOO indices are sorted.
     order = np.argsort(key, kind="stable")
-    bounds = np.searchsorted(key[order], np.arange(len(nesting.out_shapes) * k + 1))
+    bounds = np.searchsorted(key[order], np.arange(len(layout.outputs.shapes) * k + 1))
     index_dtype = np.int32 if rows.size < 2**31 else np.int64
-    for o, oshape in enumerate(nesting.out_shapes):
-        for i, ishape in enumerate(nesting.in_shapes):
+    for o, oshape in enumerate(layout.outputs.shapes):
+        for i, ishape in enumerate(layout.inputs.shapes):
             b = o * k + i
             sel = order[bounds[b] : bounds[b + 1]]
             yield (

@@ -1,17 +1,29 @@
-"""The argument and output layout of a sparse derivative, and the checks made on each call.
+"""How the inputs and outputs of a function map to the rows and columns of a pattern.
+
+Everything that turns PyTrees into the flat vectors of a pattern, and back, reads
+one type, [`Layout`][]: the entry points (`asdex.jacobian` and friends), the
+compressed-AD engine (`_compressed.py`), the output formats (`_formats.py`), the
+Lineax operators and `asdex.SparseFunction`. A layout is built from the
+[`Structure`][] of the differentiated inputs and of the outputs: a PyTree of
+`jax.ShapeDtypeStruct`s, laid out flat with its leaves in `jax.tree_util` order,
+each row-major (Lineax's own order, as in `PyTreeLinearOperator.as_matrix`).
 
 A sparse derivative is built for sample arguments and is only valid for arguments of
 the same structure, shapes and dtypes: the sparsity pattern (and hence the coloring)
-depends on them. The [`Layout`][] records them, checks every call against them, and
-turns the user's function into a function of the differentiated leaves alone, in
-the flat order of the pattern's columns (leaves in `jax.tree_util` order, argnums
-in the order given, each leaf row-major).
+depends on them. The layout of an entry point (`Layout.from_traced`) records them,
+checks every call against them, and turns the user's function into a function of
+the differentiated leaves alone, in the flat order of the pattern's columns (argnums
+in the order given). The layout of a function of one PyTree `y`, as Lineax's
+operators take it, is `Layout.of_structures`; that of a gradient, whose Jacobian is
+the Hessian, is `layout.gradient`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools as ft
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
+from jaxtyping import Array, PyTree
 
 from .._trace import Traced, is_array_leaf, normalize_argnums
 from ._complex import complex_dtype
@@ -44,11 +57,123 @@ def _same_static(a, b) -> bool:
         return False
 
 
+@dataclasses.dataclass(frozen=True)
+class Structure:
+    """A PyTree of `jax.ShapeDtypeStruct`s, stored flat: hashable, compared by
+    value, and usable as a static field. The inputs and outputs of a `Layout`, and
+    the spaces of `asdex.lineax.SparseMatrixOperator`.
+
+    Its flat vector has the leaves in `jax.tree_util` order, each row-major.
+    """
+
+    leaves: tuple[jax.ShapeDtypeStruct, ...]
+    treedef: Any
+
+    @classmethod
+    def of(cls, structure: PyTree[jax.ShapeDtypeStruct]) -> Structure:
+        """The space of a Lineax operator: `structure`'s leaves with inexact,
+        strong dtypes (integer leaves become the default float)."""
+        treedef = jtu.tree_structure(structure)
+        leaves = []
+        for leaf in jtu.tree_leaves(structure):
+            if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+                raise TypeError(
+                    "Operator structures must be PyTrees of `jax.ShapeDtypeStruct`s "
+                    f"(for example `jax.eval_shape(lambda: y)`), got a leaf {leaf!r}."
+                )
+            dtype = leaf.dtype
+            if not jnp.issubdtype(dtype, jnp.inexact):
+                dtype = jnp.result_type(float)
+            # Weak types would make `linear_solve`'s structure comparison fail.
+            leaves.append(jax.ShapeDtypeStruct(tuple(leaf.shape), dtype))
+        return cls(tuple(leaves), treedef)
+
+    @classmethod
+    def of_tree(cls, tree: PyTree) -> Structure:
+        """`Structure.of` the shapes and dtypes of a PyTree of arrays."""
+        return cls.of(jax.eval_shape(lambda: tree))
+
+    def tree(self) -> PyTree[jax.ShapeDtypeStruct]:
+        return jtu.tree_unflatten(self.treedef, list(self.leaves))
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(leaf.shape) for leaf in self.leaves)
+
+    @property
+    def size(self) -> int:
+        return sum(_size(leaf.shape) for leaf in self.leaves)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Where each leaf starts in the flat vector, and its length last."""
+        sizes = [_size(shape) for shape in self.shapes]
+        return np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+
+    def dtype(self):
+        """The leaves' promoted dtype (standard promotion: leaves of several
+        precisions have none under strict promotion)."""
+        if not self.leaves:
+            return jnp.result_type(float)
+        with jax.numpy_dtype_promotion("standard"):
+            return jnp.result_type(*[leaf.dtype for leaf in self.leaves])
+
+    def leaves_of(self, tree: PyTree[Array]) -> list[Array]:
+        """The leaves of `tree`, after checking that it is laid out as `self`."""
+        leaves = jtu.tree_leaves(tree)
+        if jtu.tree_structure(tree) != self.treedef or len(leaves) != len(self.leaves):
+            raise ValueError(
+                "The vector's PyTree structure does not match the operator's: "
+                f"expected {self.treedef}, got {jtu.tree_structure(tree)}."
+            )
+        for leaf, struct in zip(leaves, self.leaves, strict=True):
+            if jnp.shape(leaf) != tuple(struct.shape):
+                raise ValueError(
+                    f"The vector has a leaf of shape {jnp.shape(leaf)} where the "
+                    f"operator expects shape {tuple(struct.shape)}."
+                )
+        return leaves
+
+    def ravel(self, tree: PyTree[Array], dtype=None) -> Array:
+        """The leaves of `tree` (laid out as `self`) concatenated into one vector,
+        of their promoted dtype unless `dtype` is given."""
+        leaves = self.leaves_of(tree)
+        if dtype is None:
+            with jax.numpy_dtype_promotion("standard"):
+                dtype = jnp.result_type(*leaves) if leaves else self.dtype()
+        if not leaves:
+            return jnp.zeros((0,), dtype)
+        return jnp.concatenate([jnp.ravel(leaf).astype(dtype) for leaf in leaves])
+
+    def unravel(self, vector: Array) -> PyTree[Array]:
+        """Split a vector into leaves of `self`'s shapes and dtypes."""
+        sizes = [_size(shape) for shape in self.shapes]
+        pieces = jnp.split(vector, np.cumsum(sizes)[:-1]) if sizes else []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # complex-to-real casts are intended here
+            out = [
+                piece.reshape(leaf.shape).astype(leaf.dtype)
+                for piece, leaf in zip(pieces, self.leaves, strict=True)
+            ]
+        return jtu.tree_unflatten(self.treedef, out)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Layout:
     """How the arguments and outputs of `f` map to the rows and columns of the pattern.
 
-    Compared and hashed by identity: one layout belongs to one built derivative.
+    Compared and hashed by identity: one layout belongs to one built derivative or
+    operator.
+
+    - `inputs`: the differentiated inputs, nested as `jax.jacobian` nests them (the
+      tree of the argument for an integer `argnums`, a tuple of trees for a tuple);
+      the pattern's columns.
+    - `outputs`: `f`'s output; the pattern's rows.
+    - `primal_tree`: the structure of the linear map's positional arguments, a
+      tuple: one leaf each for an entry point (its function of the differentiated
+      leaves, `function_of_primals`), one tree for a function of one PyTree.
+
+    Entry points also record, for checking calls (`check_call`):
 
     - `args_tree`: the structure of `(args, kwargs)` of the samples.
     - `kinds`: for every leaf of `(args, kwargs)`: `"diff"` (differentiated),
@@ -58,9 +183,6 @@ class Layout:
     - `statics`: the value of each static leaf (`None` for the others).
     - `paths`: a readable name of each leaf, for error messages.
     - `diff_positions`: positions of the differentiated leaves, in column order.
-    - `in_tree`: `jax.jacobian`'s nesting of the differentiated inputs: the tree of
-      the argument for an integer `argnums`, a tuple of trees for a tuple.
-    - `out_tree`, `out_avals`: the structure and leaves of `f`'s output.
     """
 
     caller: str
@@ -71,9 +193,9 @@ class Layout:
     statics: tuple[Any, ...]
     paths: tuple[str, ...]
     diff_positions: tuple[int, ...]
-    in_tree: Any
-    out_tree: Any
-    out_avals: tuple[jax.ShapeDtypeStruct, ...]
+    inputs: Structure
+    outputs: Structure
+    primal_tree: Any
     has_aux: bool
 
     # ------------------------------------------------------------- construction
@@ -130,6 +252,7 @@ class Layout:
                 )
             )
         assert traced.out_tree is not None
+        out_leaves = tuple(traced.out_leaves if out_avals is None else out_avals)
         return cls(
             caller=caller,
             n_args=len(args),
@@ -139,41 +262,74 @@ class Layout:
             statics=tuple(statics),
             paths=tuple(paths),
             diff_positions=diff_positions,
-            in_tree=in_tree,
-            out_tree=traced.out_tree,
-            out_avals=tuple(traced.out_leaves if out_avals is None else out_avals),
+            inputs=Structure(tuple(avals[p] for p in diff_positions), in_tree),  # pyright: ignore
+            outputs=Structure(out_leaves, traced.out_tree),
+            primal_tree=jtu.tree_structure((0,) * len(diff_positions)),
             has_aux=has_aux,
         )
+
+    @classmethod
+    def of_structures(cls, inputs: Structure, outputs: Structure) -> Layout:
+        """The layout of a function of one PyTree `y` (an operator's `fn(y, args)`,
+        or its `mv`): `inputs` is `y`'s structure, `outputs` its output's. It checks
+        no calls: an operator checks its own arguments."""
+        n = len(inputs.leaves)
+        return cls(
+            caller="",
+            n_args=1,
+            args_tree=jtu.tree_structure(((inputs.tree(),), {})),
+            kinds=(_DIFF,) * n,
+            avals=inputs.leaves,
+            statics=(None,) * n,
+            paths=("argument 0",) * n,
+            diff_positions=tuple(range(n)),
+            inputs=inputs,
+            outputs=outputs,
+            primal_tree=jtu.tree_structure((inputs.tree(),)),
+            has_aux=False,
+        )
+
+    @ft.cached_property
+    def gradient(self) -> Layout:
+        """This layout seen as its gradient's, whose Jacobian is the Hessian: the
+        outputs are the inputs (one per primal, in the inputs' dtype)."""
+        return dataclasses.replace(self, outputs=self.inputs)
 
     # ------------------------------------------------------------- properties
 
     @property
     def in_avals(self) -> tuple[jax.ShapeDtypeStruct, ...]:
-        return tuple(self.avals[p] for p in self.diff_positions)  # pyright: ignore
+        return self.inputs.leaves
 
     @property
-    def in_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return tuple(tuple(a.shape) for a in self.in_avals)
-
-    @property
-    def in_sizes(self) -> tuple[int, ...]:
-        return tuple(_size(a.shape) for a in self.in_avals)
-
-    @property
-    def out_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return tuple(tuple(a.shape) for a in self.out_avals)
-
-    @property
-    def out_sizes(self) -> tuple[int, ...]:
-        return tuple(_size(a.shape) for a in self.out_avals)
+    def out_avals(self) -> tuple[jax.ShapeDtypeStruct, ...]:
+        return self.outputs.leaves
 
     @property
     def n(self) -> int:
-        return sum(self.in_sizes)
+        return self.inputs.size
 
     @property
     def m(self) -> int:
-        return sum(self.out_sizes)
+        return self.outputs.size
+
+    @property
+    def single(self) -> bool:
+        """Whether the matrix is one block: one output leaf and one input leaf."""
+        return len(self.out_avals) == 1 and len(self.in_avals) == 1
+
+    def nest(self, blocks: list):
+        """Blocks listed output-leaf-major (one per output leaf and input leaf),
+        nested like `jax.jacobian`'s result."""
+        out_tree, in_tree = self.outputs.treedef, self.inputs.treedef
+        if self.single and out_tree.num_nodes == 1 and in_tree.num_nodes == 1:
+            return blocks[0]
+        k = len(self.in_avals)
+        rows = [
+            jtu.tree_unflatten(in_tree, blocks[o * k : (o + 1) * k])
+            for o in range(len(self.out_avals))
+        ]
+        return jtu.tree_unflatten(out_tree, rows)
 
     def jacobian_dtype(self):
         """The dtype of the derivative's values: the outputs' promoted float dtype,
@@ -189,10 +345,7 @@ class Layout:
 
     def input_dtype(self):
         """The differentiated inputs' promoted dtype (a Hessian's values')."""
-        # Standard promotion: leaves of several precisions under strict promotion
-        # have no common type otherwise.
-        with jax.numpy_dtype_promotion("standard"):
-            return jnp.result_type(*[a.dtype for a in self.in_avals])
+        return self.inputs.dtype()
 
     hessian_dtype = input_dtype
 
@@ -317,17 +470,22 @@ class Layout:
         float0 and integer outputs): `ravel_outputs` before the flattening."""
         return _parts(jtu.tree_leaves(out), self.out_avals, dtype)
 
-    def input_parts(self, leaves, dtype) -> list[jax.Array]:
-        """Per-primal leaves in their own shapes, as `dtype` (see `output_parts`)."""
-        return _parts(list(leaves), self.in_avals, dtype)
+    def input_parts(self, cotangents, dtype) -> list[jax.Array]:
+        """The inputs' leaves in their own shapes, as `dtype`, from one cotangent
+        (or gradient) per primal (see `output_parts`)."""
+        return _parts(jtu.tree_leaves(cotangents), self.in_avals, dtype)
 
     def unravel_inputs(self, vector: jax.Array) -> list:
-        """Per-primal tangents from a flat `(n,)` vector, in each leaf's dtype."""
-        return _unravel(vector, self.in_avals)
+        """One tangent per primal, from a flat `(n,)` vector, in each leaf's dtype."""
+        return list(
+            jtu.tree_unflatten(self.primal_tree, _unravel(vector, self.in_avals))
+        )
 
     def unravel_outputs(self, vector: jax.Array):
         """An output-shaped cotangent from a flat `(m,)` vector (float0 for integers)."""
-        return jtu.tree_unflatten(self.out_tree, _unravel(vector, self.out_avals))
+        return jtu.tree_unflatten(
+            self.outputs.treedef, _unravel(vector, self.out_avals)
+        )
 
 
 def _leaf_name(path) -> str:

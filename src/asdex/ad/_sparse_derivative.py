@@ -25,7 +25,6 @@ from ._compressed import (
 )
 from ._formats import (
     AbstractOutputFormat,
-    Nesting,
     check_output_format,
     make_format,
 )
@@ -110,16 +109,16 @@ class AbstractSparseDerivative(eqx.Module):
         whose products the coloring compresses (`f`'s, or its gradient's)."""
 
     @abc.abstractmethod
-    def products_layout(self):
-        """The layout the products are read in: the derivative's `layout`, seen
-        as its gradient's for a Hessian (see `_compressed.HessianLayout`)."""
+    def products_layout(self) -> Layout:
+        """The layout the products are read in, and the result nested in: the
+        derivative's `layout`, seen as its gradient's for a Hessian
+        (`Layout.gradient`)."""
 
     def _set_fields(
         self,
         fn: Callable,
         coloring: ColoredPattern,
         layout: Layout,
-        nesting: Nesting,
         output_format: str,
         chunk_size: int | None,
         with_value: bool,
@@ -135,7 +134,9 @@ class AbstractSparseDerivative(eqx.Module):
         self.layout = layout
         plan = DecompressionPlan.of(coloring)
         self.decompression = Decompression(plan)
-        self.format = make_format(output_format, coloring.pattern, nesting, plan)
+        self.format = make_format(
+            output_format, coloring.pattern, self.products_layout(), plan
+        )
         self.point = coloring._point
         if self.point is not None and len(self.point) != len(layout.kinds):
             raise ValueError(

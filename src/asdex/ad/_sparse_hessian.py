@@ -9,8 +9,8 @@ import jax.tree_util as jtu
 
 from .._colored import ColoredPattern, check_coloring
 from .._trace import check_scalar_output
-from ._compressed import Decompression, HessianLayout, hessian_linearization
-from ._formats import AbstractOutputFormat, Nesting
+from ._compressed import Decompression, hessian_linearization
+from ._formats import AbstractOutputFormat
 from ._layout import Layout
 from ._sparse_derivative import AbstractSparseDerivative
 
@@ -70,19 +70,14 @@ class SparseHessian(AbstractSparseDerivative):
                 f"has {layout.n} differentiated inputs, so an {layout.n}×{layout.n} "
                 "Hessian."
             )
-        nesting = Nesting(
-            layout.in_tree, layout.in_shapes, layout.in_tree, layout.in_shapes
-        )
-        self._set_fields(
-            fn, coloring, layout, nesting, output_format, chunk_size, with_value
-        )
+        self._set_fields(fn, coloring, layout, output_format, chunk_size, with_value)
 
     def linearize(self, g, primals):
         lin, value, aux = hessian_linearization(_scalar(g), primals)
-        return lin, jtu.tree_unflatten(self.layout.out_tree, [value]), aux
+        return lin, jtu.tree_unflatten(self.layout.outputs.treedef, [value]), aux
 
     def products_layout(self):
-        return HessianLayout(self.layout)
+        return self.layout.gradient
 
 
 def _scalar(g):

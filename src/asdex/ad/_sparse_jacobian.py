@@ -9,7 +9,7 @@ import equinox as eqx
 
 from .._colored import ColoredPattern, check_coloring
 from ._compressed import Decompression, jacobian_linearization
-from ._formats import AbstractOutputFormat, Nesting
+from ._formats import AbstractOutputFormat
 from ._layout import Layout
 from ._sparse_derivative import AbstractSparseDerivative
 
@@ -78,12 +78,7 @@ class SparseJacobian(AbstractSparseDerivative):
                 f"has a {layout.m}×{layout.n} Jacobian ({layout.m} outputs, "
                 f"{layout.n} differentiated inputs)."
             )
-        nesting = Nesting(
-            layout.out_tree, layout.out_shapes, layout.in_tree, layout.in_shapes
-        )
-        self._set_fields(
-            fn, coloring, layout, nesting, output_format, chunk_size, with_value
-        )
+        self._set_fields(fn, coloring, layout, output_format, chunk_size, with_value)
 
     def linearize(self, g, primals):
         return jacobian_linearization(g, primals, self.decompression)

@@ -35,21 +35,14 @@ from ..ad._complex import complex_mode
 from ..ad._compressed import (
     Decompression,
     DecompressionPlan,
-    HessianLayout,
     gradient_linearization,
     jacobian_linearization,
     nonzeros_of,
 )
-from ..ad._layout import check_coloring_samples
+from ..ad._layout import Layout, Structure, check_coloring_samples
 from ._operator import PatternIndices, SparseMatrixOperator, pattern_indices
 from ._pattern_data import pattern_data
 from ._sparsify import sparsify
-from ._structure import (
-    FlatStructure,
-    TreeLayout,
-    flatten_structure,
-    structure_size,
-)
 
 _SYMMETRIC_TAGS = frozenset(
     [lx.symmetric_tag, lx.positive_semidefinite_tag, lx.negative_semidefinite_tag]
@@ -114,10 +107,6 @@ def _compression(coloring: ColoredPattern) -> Compression:
     return Compression(coloring, decompression, pattern_indices(coloring.pattern))
 
 
-def _structure_of(tree) -> FlatStructure:
-    return flatten_structure(jax.eval_shape(lambda: tree))
-
-
 def _no_aux(fn: Callable, args: Any, has_aux: bool) -> Callable:
     if has_aux:
         return lambda y: fn(y, args)
@@ -140,7 +129,7 @@ def compressed_jacobian(
     """
     dec = compression.decompression
     lin, out, aux = jacobian_linearization(_no_aux(fn, args, has_aux), [y], dec)
-    layout = TreeLayout(_structure_of(y), _structure_of(out))
+    layout = Layout.of_structures(Structure.of_tree(y), Structure.of_tree(out))
     values = nonzeros_of(lin, [y], layout, dec, chunk_size, replicated=True)
     return out, aux, values
 
@@ -159,8 +148,8 @@ def compressed_hessian(
     dec = compression.decompression
     g = _no_aux(fn, args, has_aux)
     lin, (grad,), value, aux = gradient_linearization(g, [y])
-    flat_in = _structure_of(y)
-    layout = HessianLayout(TreeLayout(flat_in, flat_in))
+    flat_in = Structure.of_tree(y)
+    layout = Layout.of_structures(flat_in, flat_in).gradient
     values = nonzeros_of(lin, [y], layout, dec, chunk_size, replicated=True)
     return value, grad, aux, values
 
@@ -352,10 +341,10 @@ class SparseJacobianOperator(_NonzerosOperator):
             coloring = jacobian_coloring(
                 fn, y, args, mode=None, holomorphic=holomorphic
             )
-        n = structure_size(_structure_of(y))
+        n = Structure.of_tree(y).size
         with explain_traced_control_flow(caller, "fn"):
             out_struct = eqx.filter_eval_shape(fn, y, args)
-        m = structure_size(flatten_structure(out_struct))
+        m = Structure.of(out_struct).size
         coloring = check_coloring(coloring, caller, hessian=False, shape=(m, n))
         check_coloring_samples(coloring, (y, args), caller)
         check_complex_coloring(y, out_struct, coloring, caller)
@@ -464,7 +453,7 @@ class SparseHessianOperator(_NonzerosOperator):
             from .._colorings import hessian_coloring
 
             coloring = hessian_coloring(fn, y, args)
-        n = structure_size(_structure_of(y))
+        n = Structure.of_tree(y).size
         coloring = check_coloring(coloring, caller, hessian=True, shape=(n, n))
         check_coloring_samples(coloring, (y, args), caller)
         comp = compression(coloring)

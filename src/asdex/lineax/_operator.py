@@ -16,15 +16,8 @@ import scipy.sparse as sp
 from jaxtyping import Array, ArrayLike, Inexact, Int, PyTree, Shaped
 
 from .._pattern import SparsityPattern
+from ..ad._layout import Structure
 from ._pattern_data import PatternData, pattern_data
-from ._structure import (
-    FlatStructure,
-    flatten_structure,
-    ravel,
-    structure_size,
-    unflatten_structure,
-    unravel,
-)
 
 
 def _frozenset(tags: object | Iterable[object]) -> frozenset[object]:
@@ -133,8 +126,8 @@ class SparseMatrixOperator(lx.AbstractLinearOperator):
     values: Inexact[Array, " nnz"]
     indices: PatternIndices
     pattern: SparsityPattern = eqx.field(static=True)
-    input_structure: FlatStructure = eqx.field(static=True)
-    output_structure: FlatStructure = eqx.field(static=True)
+    input_structure: Structure = eqx.field(static=True)
+    output_structure: Structure = eqx.field(static=True)
     tags: frozenset[object] = eqx.field(static=True)
 
     def __init__(
@@ -186,8 +179,8 @@ class SparseMatrixOperator(lx.AbstractLinearOperator):
             output_structure = jax.ShapeDtypeStruct((m,), values.dtype)
         self.values = values
         self.pattern = pattern
-        self.input_structure = flatten_structure(input_structure)
-        self.output_structure = flatten_structure(output_structure)
+        self.input_structure = Structure.of(input_structure)
+        self.output_structure = Structure.of(output_structure)
         self.tags = _frozenset(tags)
         self.indices = pattern_indices(pattern) if indices is None else indices
 
@@ -212,8 +205,8 @@ class SparseMatrixOperator(lx.AbstractLinearOperator):
                     f"{jnp.shape(array)}, but the pattern has {nnz} nonzeros. Use "
                     "`asdex.lineax.pattern_indices(pattern)`."
                 )
-        out_size = structure_size(self.output_structure)
-        in_size = structure_size(self.input_structure)
+        out_size = self.output_structure.size
+        in_size = self.input_structure.size
         if (out_size, in_size) != (m, n):
             raise ValueError(
                 f"`SparseMatrixOperator`: the pattern has shape {(m, n)}, but "
@@ -240,7 +233,7 @@ class SparseMatrixOperator(lx.AbstractLinearOperator):
     def mv(
         self, vector: PyTree[Inexact[Array, " _b"]]
     ) -> PyTree[Inexact[Array, " _a"]]:
-        x = ravel(vector, self.input_structure)
+        x = self.input_structure.ravel(vector)
         with jax.numpy_dtype_promotion("standard"):
             dtype = jnp.result_type(self.values, x)
         products = self.values.astype(dtype) * _take(x.astype(dtype), self.indices.cols)
@@ -251,7 +244,7 @@ class SparseMatrixOperator(lx.AbstractLinearOperator):
             indices_are_sorted=True,
             mode="promise_in_bounds",
         )
-        return unravel(y, self.output_structure)
+        return self.output_structure.unravel(y)
 
     def as_matrix(self) -> Inexact[Array, "m n"]:
         """The dense `(m, n)` matrix. This is the only method that densifies."""
@@ -287,10 +280,10 @@ class SparseMatrixOperator(lx.AbstractLinearOperator):
         )
 
     def in_structure(self) -> PyTree[jax.ShapeDtypeStruct]:
-        return unflatten_structure(self.input_structure)
+        return self.input_structure.tree()
 
     def out_structure(self) -> PyTree[jax.ShapeDtypeStruct]:
-        return unflatten_structure(self.output_structure)
+        return self.output_structure.tree()
 
     # ------------------------------------------------------------------ conversions
 

@@ -21,8 +21,8 @@ import numpy as np
 from jaxtyping import Array
 
 from .._pattern import SparsityPattern
+from ..ad._layout import Structure
 from ._operator import SparseMatrixOperator
-from ._structure import flatten_structure, ravel
 from ._sum import add, with_values
 
 # Lineax's structure queries and the tags that record them. A wrapper's tags are
@@ -144,7 +144,7 @@ def _(operator):
 @sparsify.register(lx.DiagonalLinearOperator)
 def _(operator):
     structure = operator.in_structure()
-    diagonal = ravel(operator.diagonal, flatten_structure(structure))
+    diagonal = Structure.of(structure).ravel(operator.diagonal)
     size = diagonal.shape[0]
     return _diagonal_operator(diagonal, (size, size), structure, structure)
 

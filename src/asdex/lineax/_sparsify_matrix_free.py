@@ -55,6 +55,7 @@ from jaxtyping import Array
 from .._caches import cached
 from .._colored import ColoredPattern
 from ..ad._compressed import Linear, nonzeros_of
+from ..ad._layout import Layout, Structure
 from ..coloring import color_hessian, color_jacobian
 from ..detection import PatternTooDenseError, jacobian_sparsity
 from ._damping import damped_pattern
@@ -64,7 +65,6 @@ from ._derivative_operators import (
 )
 from ._operator import SparseMatrixOperator
 from ._sparsify import lineax_tags, sparsify
-from ._structure import TreeLayout, flatten_structure, ravel, unravel
 
 # The coloring that `SparseLinearSolver(coloring=...)` was given, while it
 # sparsifies an operator. A context variable rather than an argument, so that
@@ -136,9 +136,9 @@ def _values(operator: lx.AbstractLinearOperator, comp: Compression) -> Array:
     functions, which refuse the arguments of a `shard_map` (their sharding
     differs from the example's)."""
     dec = comp.decompression
-    layout = TreeLayout(
-        flatten_structure(operator.in_structure()),
-        flatten_structure(operator.out_structure()),
+    layout = Layout.of_structures(
+        Structure.of(operator.in_structure()),
+        Structure.of(operator.out_structure()),
     )
     if dec.sharded is not None:
         zero = jax.tree.map(
@@ -187,7 +187,7 @@ def is_damped_stack(operator: lx.AbstractLinearOperator) -> bool:
     return (
         isinstance(out, tuple)
         and len(out) == 2
-        and flatten_structure(out[1]) == flatten_structure(operator.in_structure())
+        and Structure.of(out[1]) == Structure.of(operator.in_structure())
     )
 
 
@@ -211,12 +211,12 @@ def _checked_values(
     entry itself, so the tolerance `√eps` of that scale separates the two.
     """
     m, n = comp.pattern.shape
-    flat_in = flatten_structure(operator.in_structure())
-    flat_out = flatten_structure(operator.out_structure())
+    flat_in = Structure.of(operator.in_structure())
+    flat_out = Structure.of(operator.out_structure())
     real = jnp.finfo(values.dtype).dtype
     probe = jax.random.uniform(jax.random.key(0), (n,), real, 0.5, 1.5)
     probe = probe.astype(values.dtype)
-    exact = ravel(operator.mv(unravel(probe, flat_in)), flat_out, values.dtype)
+    exact = flat_out.ravel(operator.mv(flat_in.unravel(probe)), values.dtype)
     rows, cols = comp.indices.rows, comp.indices.cols
     terms = values * probe.at[cols].get(mode="promise_in_bounds")
     approx = jax.ops.segment_sum(terms, rows, num_segments=m)
@@ -265,7 +265,7 @@ def sparsify_linear_map(operator: lx.AbstractLinearOperator) -> SparseMatrixOper
     coloring = None if given is None else _given_coloring_for(operator, given)
     given_fits = coloring is not None
     if not given_fits:
-        square = flatten_structure(in_structure) == flatten_structure(out_structure)
+        square = Structure.of(in_structure) == Structure.of(out_structure)
         symmetric = square and lx.is_symmetric(operator)
         coloring = _detect(operator, symmetric)
     comp = compression(coloring)

@@ -13,7 +13,7 @@ import optimistix as optx
 from jaxtyping import Array, Bool, PyTree, Scalar
 
 from .._colored import ColoredPattern, DenseColoringWarning, check_coloring
-from ..ad._layout import check_coloring_samples
+from ..ad._layout import Structure, check_coloring_samples
 from ..coloring import color_hessian, color_jacobian
 from ..detection import hessian_sparsity, jacobian_sparsity
 from ..lineax._derivative_operators import (
@@ -22,7 +22,6 @@ from ..lineax._derivative_operators import (
 )
 from ..lineax._pattern_data import pattern_data
 from ..lineax._solver import SparseLinearSolver
-from ..lineax._structure import flatten_structure, structure_size
 
 # The default `linear_solver=` of the solvers (a module is immutable, so one
 # instance serves them all).
@@ -124,9 +123,9 @@ def jacobian_compression(
     is then computed with VJPs only. A given coloring that needs JVPs is recolored
     by rows from its own pattern.
     """
-    n = structure_size(flatten_structure(jax.eval_shape(lambda: y)))
+    n = Structure.of_tree(y).size
     out_struct = jax.eval_shape(lambda: fn(y, args)[0])
-    m = structure_size(flatten_structure(out_struct))
+    m = Structure.of(out_struct).size
     reverse_only = jac == "bwd" or not forward_mode_works(fn, y, args)
     if given is None:
         pattern = jacobian_sparsity(lambda y, args: fn(y, args)[0], y, args)
@@ -193,7 +192,7 @@ def hessian_compression(
     caller: str,
 ) -> Compression:
     """The compression of the Hessian of the scalar `fn(y, args)[0]` at `y`."""
-    n = structure_size(flatten_structure(jax.eval_shape(lambda: y)))
+    n = Structure.of_tree(y).size
     if given is None:
         pattern = hessian_sparsity(lambda y, args: fn(y, args)[0], y, args)
         return compression(ColoredPattern(color_hessian(pattern)))

@@ -12,7 +12,6 @@ from jaxtyping import Array, PyTree
 
 from .._operator import SparseMatrixOperator
 from .._sparsify import sparsify
-from .._structure import ravel, unravel
 from .._superlu import Kind, superlu_solve
 
 
@@ -92,14 +91,14 @@ def require_square(solver: str, operator: SparseMatrixOperator, hint: str) -> No
 def direct_compute(
     kind: Kind, state: DirectState, vector: PyTree[Array]
 ) -> tuple[PyTree[Array], lx.RESULTS, dict[str, Any]]:
-    b = ravel(vector, state.flat_out)
+    b = state.flat_out.ravel(vector)
     values = state.operator.values
     if state.negate:
         values, b = -values, -b
     x, info = superlu_solve(
         kind, state.operator.pattern, values, b, transpose=state.transpose
     )
-    solution = unravel(x, state.flat_in)
+    solution = state.flat_in.unravel(x)
     # Codes from `_solve_host`: 3 is an iterative solve that did not converge.
     failed = lx.RESULTS.where(
         info == 3, lx.RESULTS.max_steps_reached, lx.RESULTS.singular

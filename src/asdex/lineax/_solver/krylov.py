@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, PyTree
 
-from .._structure import unravel
 from ._direct import to_sparse
 
 
@@ -59,7 +58,7 @@ def jacobi_preconditioner(
         )
         scale = jnp.where(norms2 > 0, 1 / jnp.sqrt(jnp.where(norms2 > 0, norms2, 1)), 1)
         flat = sparse.input_structure if tall else sparse.output_structure
-        diagonal = lx.DiagonalLinearOperator(unravel(scale, flat))
+        diagonal = lx.DiagonalLinearOperator(flat.unravel(scale))
         return lx.TaggedLinearOperator(diagonal, lx.positive_semidefinite_tag)
     if m != n or sparse.input_structure != sparse.output_structure:
         raise ValueError(
@@ -74,7 +73,7 @@ def jacobi_preconditioner(
     if nsd:
         d = -d
     inverse = jnp.where(d != 0, 1 / jnp.where(d != 0, d, 1), 1)
-    diagonal = lx.DiagonalLinearOperator(unravel(inverse, sparse.input_structure))
+    diagonal = lx.DiagonalLinearOperator(sparse.input_structure.unravel(inverse))
     if nsd or lx.is_positive_semidefinite(operator):
         return lx.TaggedLinearOperator(diagonal, lx.positive_semidefinite_tag)
     return diagonal

@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, PyTree
 
-from .._structure import ravel, unravel
 from .._superlu import superlu_solve
 from ._direct import AbstractDirectSolver, DirectState, flat_mv, to_sparse
 
@@ -78,7 +77,7 @@ class SparseNormalEquations(AbstractDirectSolver):
         del options
         a = state.operator
         m, n = a.pattern.shape
-        b = ravel(vector, state.flat_out)
+        b = state.flat_out.ravel(vector)
         if self.min_norm:
             size = n if not state.transpose else m
             x, info = superlu_solve(
@@ -89,7 +88,7 @@ class SparseNormalEquations(AbstractDirectSolver):
                 transpose=state.transpose,
                 out_size=size,
             )
-            solution = unravel(x, state.flat_in)
+            solution = state.flat_in.unravel(x)
             result = lx.RESULTS.where(
                 info == 0, lx.RESULTS.successful, lx.RESULTS.singular
             )
@@ -107,7 +106,7 @@ class SparseNormalEquations(AbstractDirectSolver):
             # x = Bᵀ (BBᵀ)⁻¹ b.
             y, info = superlu_solve(gram, a.pattern, a.values, b)
             x = flat_mv(a, y, transpose=not state.transpose)
-        solution = unravel(x, state.flat_in)
+        solution = state.flat_in.unravel(x)
         result = lx.RESULTS.where(info == 0, lx.RESULTS.successful, lx.RESULTS.singular)
         return solution, result, {}
 
