@@ -37,24 +37,20 @@ an AMD ordering), on the Jacobian at the solution.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
-_EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
-if _EXAMPLES not in sys.path:
-    sys.path.insert(0, _EXAMPLES)
+import _examples  # noqa: F401  (puts examples/ on sys.path)
+import bundle_adjustment as ba
+import equinox as eqx
+import jax
+import numpy as np
+import optimistix as optx
+import scipy.sparse as sp
+from scipy.optimize import least_squares
 
-import bundle_adjustment as ba  # noqa: E402
-import equinox as eqx  # noqa: E402
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-import optimistix as optx  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
-from scipy.optimize import least_squares  # noqa: E402
-
-import asdex  # noqa: E402
-import asdex.optimistix as aox  # noqa: E402
+import asdex
+import asdex.optimistix as aox
 
 SIZES = {
     "small": (10, 500, 2_000),

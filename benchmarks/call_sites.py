@@ -27,26 +27,22 @@ or `.data` of sparsejac's BCOO.
 from __future__ import annotations
 
 import argparse
+import functools as ft
 import math
-import os
-import sys
-import time
 import warnings
 
-_EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
-if _EXAMPLES not in sys.path:
-    sys.path.insert(0, _EXAMPLES)
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-from problems import (  # noqa: E402
+import _examples  # noqa: F401  (puts examples/ on sys.path)
+import jax
+import jax.numpy as jnp
+from _timing import best_in_turns, best_of, timed
+from problems import (
     bratu_energy,
     brusselator,
     chained_rosenbrock,
     initial_state,
 )
 
-import asdex  # noqa: E402
+import asdex
 
 jax.config.update("jax_enable_x64", True)
 
@@ -84,36 +80,10 @@ def make_case(name: str, scale: int):
 CASES = ("diff2", "brusselator", "rosenbrock", "bratu")
 
 
-def _best(fn, *args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def _best_in_turns(fns, *args, repeats: int) -> list[float]:
-    """The best of `repeats` calls of each function, taking turns, so that the
-    load of a shared machine falls on all of them alike."""
-    for fn in fns:
-        jax.block_until_ready(fn(*args))
-    best = [math.inf] * len(fns)
-    for _ in range(repeats):
-        for k, fn in enumerate(fns):
-            start = time.perf_counter()
-            jax.block_until_ready(fn(*args))
-            best[k] = min(best[k], time.perf_counter() - start)
-    return best
-
-
 def _first_call(make) -> float:
     jax.clear_caches()
     fn, args = make()
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return time.perf_counter() - start
+    return timed(lambda: fn(*args))[0]
 
 
 def _loop(evaluate):
@@ -141,7 +111,7 @@ def measure(name: str, scale: int, repeats: int) -> dict:
     sparsity = derivative.coloring.pattern.to_bcoo()
     theirs = sparsejac.jacfwd(target, sparsity=sparsity)
     xs = jnp.stack([x * (1 + 0.01 * k) for k in range(8)])
-    base = _best(jax.jit(target), x, repeats=repeats)
+    base = best_of(ft.partial(jax.jit(target), x), repeats, warm=True)
     sites = {
         "jit": (
             jax.jit(lambda v: derivative(v).data),
@@ -161,11 +131,17 @@ def measure(name: str, scale: int, repeats: int) -> dict:
     }
     row = {"name": name, "size": x.size, "colors": derivative.coloring.num_colors}
     for site, (ours, other, args) in sites.items():
-        t_ours, t_other = _best_in_turns((ours, other), *args, repeats=repeats)
+        best = best_in_turns(
+            {"ours": ft.partial(ours, *args), "other": ft.partial(other, *args)},
+            repeats,
+            warm=True,
+        )
+        t_ours, t_other = best["ours"], best["other"]
         per = 8 if site != "jit" else 1
         row[site] = (t_ours / per / base, t_other / per / base)
     argument = jax.jit(lambda j, v: j(v).data)
-    row["jit(arg)"] = _best(argument, derivative, x, repeats=repeats) / base
+    row["jit(arg)"] = best_of(ft.partial(argument, derivative, x), repeats, warm=True)
+    row["jit(arg)"] /= base
     row["first_call"] = (
         _first_call(lambda: (jax.jit(lambda v: derivative(v).data), (x,))),
         _first_call(lambda: (jax.jit(lambda v: theirs(v).data), (x,))),

@@ -27,6 +27,7 @@ import tempfile
 import time
 
 import numpy as np
+from _timing import best_of, timed
 
 from asdex import SparsityPattern
 from asdex.coloring import (
@@ -79,15 +80,6 @@ def arrowhead(n: int) -> SparsityPattern:
     return SparsityPattern(rows, cols, (n, n))
 
 
-def best_of(fn, repeat: int = 3) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
-
-
 def compile_times() -> None:
     """Run in a fresh process with an empty numba cache: first-call minus second-call time."""
     small_sym = banded(20, [-2, -1, 0, 1, 2])
@@ -104,7 +96,7 @@ def compile_times() -> None:
         first = time.perf_counter()
         fn(arg)
         first = time.perf_counter() - first
-        second, _ = best_of(lambda fn=fn, arg=arg: fn(arg), 1)
+        second = timed(lambda fn=fn, arg=arg: fn(arg))[0]
         total += first - second
         print(f"{name:<34} {first - second:8.2f}")
     result = color_acyclic(small_sym)
@@ -177,7 +169,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'case':<38} {'shape':>17} {'nnz':>9} {'colors':>7} {'seconds':>8}")
     results, report = {}, {}
     for name, pattern, fn, kwargs in cases:
-        seconds, result = best_of(lambda p=pattern, f=fn, k=kwargs: f(p, **k))
+        result = fn(pattern, **kwargs)
+        seconds = best_of(lambda p=pattern, f=fn, k=kwargs: f(p, **k), 3)
         results[name] = result
         report[name] = (result.num_colors, seconds)  # pyright: ignore
         shape = "×".join(str(s) for s in pattern.shape)
@@ -195,14 +188,14 @@ def main(argv: list[str] | None = None) -> dict:
     for name in ("column, 3 bands", "star, tridiagonal", "acyclic, tridiagonal"):
         result = results[name]
         B = rng.standard_normal(result.compressed_shape)  # pyright: ignore
-        t_np, _ = best_of(lambda r=result, B=B: r.decompress(B))  # pyright: ignore
+        t_np = best_of(lambda r=result, B=B: r.decompress(B), 3)  # pyright: ignore
         # The result is an argument, so its index arrays enter as arrays.
         fn = eqx.filter_jit(lambda r, B: r.decompress(B))
         Bj = jnp.asarray(B)
         start = time.perf_counter()
         fn(result, Bj).block_until_ready()
         t_compile = time.perf_counter() - start
-        t_jax, _ = best_of(lambda fn=fn, r=result, Bj=Bj: fn(r, Bj).block_until_ready())
+        t_jax = best_of(lambda fn=fn, r=result, Bj=Bj: fn(r, Bj), 3)
         plan = getattr(result, "plan", None)
         levels = plan.num_levels if plan is not None else 0
         print(f"{name:<38} {t_np:8.3f} {t_jax:8.3f} {t_compile:8.2f} {levels:>7}")

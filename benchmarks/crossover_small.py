@@ -21,12 +21,12 @@ It prints the ratio sparse / dense: above 1, the dense path is faster.
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 import lineax as lx
 import numpy as np
+from _timing import best_of
 
 import asdex
 
@@ -50,15 +50,9 @@ def pattern(n: int, m: int, density, rng) -> tuple[np.ndarray, np.ndarray]:
     return rows, cols
 
 
-def timed(fn, b, repeats: int) -> float:
-    jax.block_until_ready(fn(b))
-    best = float("inf")
-    for k in range(repeats):
-        b = b + 1e-3 * k  # new values: no factorisation cache hit
-        start = time.perf_counter()
-        jax.block_until_ready(fn(b))
-        best = min(best, time.perf_counter() - start)
-    return best
+def _best_on_new_values(fn, b, repeats: int) -> float:
+    # New values each call: no factorisation cache hit.
+    return best_of(lambda k: fn(b + 1e-3 * k), repeats, warm=True, vary=True)
 
 
 def case(n: int, m: int, density, repeats: int, rng) -> tuple[float, float, int]:
@@ -85,8 +79,8 @@ def case(n: int, m: int, density, repeats: int, rng) -> tuple[float, float, int]
     sparse = asdex.SparseLinearSolver(small_size=0, dense_fraction=1.1)
     dense = lx.AutoLinearSolver(well_posed=None)
     return (
-        timed(solve_with(sparse), b, repeats),
-        timed(solve_with(dense), b, repeats),
+        _best_on_new_values(solve_with(sparse), b, repeats),
+        _best_on_new_values(solve_with(dense), b, repeats),
         rows.size,
     )
 

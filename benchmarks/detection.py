@@ -35,25 +35,21 @@ import os
 import resource
 import subprocess
 import sys
-import time
 import tracemalloc
 from collections.abc import Callable
 
+import _examples  # noqa: F401  (puts examples/ on sys.path)
+import jax
 import numpy as np
-
-_EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
-if _EXAMPLES not in sys.path:
-    sys.path.insert(0, _EXAMPLES)
-
-import jax  # noqa: E402
-from problems import (  # noqa: E402
+from _timing import best_of, timed
+from problems import (
     bratu_energy,
     brusselator,
     chained_rosenbrock,
     euler_diffusion_reaction,
 )
 
-import asdex  # noqa: E402
+import asdex
 
 MB = 2**20
 
@@ -173,21 +169,14 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _timed(fn: Callable[[], object]) -> float:
-    gc.collect()
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def measure(case: Case, size: int, repeats: int = 3) -> dict:
     """Warm-up, best of `repeats`, tracemalloc peak and RSS growth of one case."""
     call = lambda: case.run(size)  # noqa: E731
     rss_before = _peak_rss_mb()
-    warmup = _timed(call)
+    warmup = timed(call)[0]
     reset = _reset_peak_rss()
     rss_base = _peak_rss_mb() if reset else rss_before
-    best = min(_timed(call) for _ in range(repeats))
+    best = best_of(call, repeats)
     rss_delta = _peak_rss_mb() - rss_base
     gc.collect()
     tracemalloc.start()
@@ -229,11 +218,9 @@ def scaling(sizes: list[int], fit_from: int, repeats: int = 3) -> dict:
         rows.append(
             {
                 "n": n,
-                "diff_s": min(_timed(lambda n=n: _diff(n)) for _ in range(repeats)),
+                "diff_s": best_of(lambda n=n: _diff(n), repeats),
                 "brusselator_n": 2 * side * side,
-                "brusselator_s": min(
-                    _timed(lambda s=side: _brusselator(s)) for _ in range(repeats)
-                ),
+                "brusselator_s": best_of(lambda s=side: _brusselator(s), repeats),
             }
         )
     fit = [r for r in rows if r["n"] >= fit_from] or rows

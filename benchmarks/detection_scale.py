@@ -22,15 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:  # also when loaded by path, as the tests do
-    sys.path.insert(0, HERE)
-
-from _fresh import call, peak_rss_gb  # noqa: E402
+from _fresh import call, peak_rss_gb
 
 SIZES = (10**5, 10**6, 10**7)
 QUICK_SIZES = (10**3, 10**4)

@@ -20,20 +20,16 @@ A mismatch raises, so a run that finishes has checked every value it timed.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
+import functools as ft
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:  # also when loaded by path, as the tests do
-    sys.path.insert(0, HERE)
+import call_sites  # (switches float64 on)
+import jax
+import jax.numpy as jnp
+import numpy as np
+from _timing import best_in_turns, best_of
 
-import call_sites  # noqa: E402  (switches float64 on)
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-import asdex  # noqa: E402
+import asdex
 
 # At 1/`DENSE_SCALE` of the large size the dense derivative takes at most
 # 16,384² entries (2 GiB in float64).
@@ -108,15 +104,17 @@ def dense_steady_state(scale: int, repeats: int) -> list[dict]:
         target = f if isinstance(derivative, asdex.SparseJacobian) else jax.grad(f)
         sparsity = derivative.coloring.pattern.to_bcoo()
         theirs = sparsejac.jacfwd(target, sparsity=sparsity)
-        base = call_sites._best(jax.jit(target), x, repeats=repeats)
-        times = {
+        base = best_of(ft.partial(jax.jit(target), x), repeats, warm=True)
+        fns = {
             "asdex": jax.jit(lambda v, d=derivative: d(v).data),
             "sparsejac": jax.jit(lambda v, t=theirs: t(v).data),
             "dense": dense,
         }
+        best = best_in_turns(
+            {label: ft.partial(fn, x) for label, fn in fns.items()}, repeats, warm=True
+        )
         row = {"name": name, "n": x.size}
-        for label, fn in times.items():
-            row[label] = call_sites._best(fn, x, repeats=repeats) / base
+        row.update({label: seconds / base for label, seconds in best.items()})
         rows.append(row)
     return rows
 

@@ -53,20 +53,17 @@ import importlib
 import json
 import math
 import os
-import sys
 import time
 import warnings
 from collections.abc import Callable
 
-_EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
-if _EXAMPLES not in sys.path:
-    sys.path.insert(0, _EXAMPLES)
+import _examples  # noqa: F401  (puts examples/ on sys.path)
+import jax
+import jax.numpy as jnp
+from _timing import best_in_turns, best_of, ready, timed
+from problems import bratu_energy, brusselator, chained_rosenbrock
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-from problems import bratu_energy, brusselator, chained_rosenbrock  # noqa: E402
-
-import asdex  # noqa: E402
+import asdex
 
 # Dense references are built only up to this many bytes (m·n float32 entries).
 DENSE_LIMIT_BYTES = 2 * 2**30
@@ -156,32 +153,6 @@ QUICK_CROSSOVER_SIZES = [10, 30, 100]
 # --------------------------------------------------------------------- measuring
 
 
-def _ready(out) -> None:
-    jax.block_until_ready(jax.tree_util.tree_leaves(out))
-
-
-def _timed(fn: Callable[[], object]) -> tuple[float, object]:
-    start = time.perf_counter()
-    out = fn()
-    _ready(out)
-    return time.perf_counter() - start, out
-
-
-def _best(fn: Callable[[], object], repeats: int) -> float:
-    gc.collect()
-    return min(_timed(fn)[0] for _ in range(repeats))
-
-
-def _interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict:
-    """Best of `repeats` calls of each function, taking turns (each already warm)."""
-    gc.collect()
-    best = dict.fromkeys(fns, math.inf)
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            best[name] = min(best[name], _timed(fn)[0])
-    return best
-
-
 def _point(shape: tuple[int, ...], seed: int = 0) -> jax.Array:
     # Away from 0 so that no product happens to vanish, and in the Brusselator's
     # and Bratu's usual range.
@@ -210,7 +181,7 @@ def warm_up() -> float:
     for case in CASES.values():
         build, *_ = _builders(case.hessian)
         x = _point(case.shape(4))
-        _ready(build(case.f, x)(x))
+        ready(build(case.f, x)(x))
     return time.perf_counter() - start
 
 
@@ -228,14 +199,14 @@ def measure(
     derivative = None
     for _ in range(prep_repeats):
         gc.collect()
-        seconds, derivative = _timed(lambda: build(f, x))
+        seconds, derivative = timed(lambda: build(f, x))
         prep_s = min(prep_s, seconds)
     assert derivative is not None
-    detect_s = _best(lambda: detect(f, x), prep_repeats)
+    detect_s = best_of(lambda: detect(f, x), prep_repeats)
     pattern = detect(f, x)
-    color_s = _best(lambda: asdex.ColoredPattern(color(pattern)), prep_repeats)
+    color_s = best_of(lambda: asdex.ColoredPattern(color(pattern)), prep_repeats)
     coloring = asdex.ColoredPattern(color(pattern))
-    build_s = _best(lambda: from_coloring(f, coloring, x), prep_repeats)
+    build_s = best_of(lambda: from_coloring(f, coloring, x), prep_repeats)
     m = pattern.shape[0]
     print(
         f"  {coloring.mode} mode, {coloring.num_colors} colors, nnz = {pattern.nnz:,}; "
@@ -248,13 +219,13 @@ def measure(
     first_s = math.inf
     for _ in range(first_repeats):
         jax.clear_caches()
-        first_s = min(first_s, _timed(lambda: derivative(x))[0])
+        first_s = min(first_s, timed(lambda: derivative(x))[0])
 
     # Steady state, side by side with the baseline.
     baseline = jax.jit(jax.grad(f) if case.hessian else f)
-    _ready(baseline(x))
-    _ready(derivative(x))
-    best = _interleaved(
+    ready(baseline(x))
+    ready(derivative(x))
+    best = best_in_turns(
         {"baseline": lambda: baseline(x), "sparse": lambda: derivative(x)}, repeats
     )
     t_base, t_sparse = best["baseline"], best["sparse"]
@@ -270,8 +241,8 @@ def measure(
     dense = None
     if dense_fits(m, n):
         dense_fn = jax.jit(jax.hessian(f) if case.hessian else jax.jacfwd(f))
-        dense_first, _ = _timed(lambda: dense_fn(x))
-        dense_s = _best(lambda: dense_fn(x), max(1, min(repeats, 5)))
+        dense_first, _ = timed(lambda: dense_fn(x))
+        dense_s = best_of(lambda: dense_fn(x), max(1, min(repeats, 5)))
         dense = {"first_s": dense_first, "steady_s": dense_s}
         name = "jax.hessian" if case.hessian else "jax.jacfwd"
         print(
@@ -292,8 +263,8 @@ def measure(
     if case.hessian:
         other_mode = "star" if coloring.mode == "acyclic" else "acyclic"
         alternative = asdex.hessian(f, x, mode=other_mode)
-        other_first, _ = _timed(lambda: alternative(x))
-        best = _interleaved(
+        other_first, _ = timed(lambda: alternative(x))
+        best = best_in_turns(
             {"baseline": lambda: baseline(x), "sparse": lambda: alternative(x)},
             repeats,
         )
@@ -357,11 +328,11 @@ def crossover_point(f: Callable, shape: tuple[int, ...], repeats: int) -> dict:
     x = _point(shape)
     jax.clear_caches()
     dense_fn = jax.jit(jax.jacfwd(f))
-    dense_first, _ = _timed(lambda: dense_fn(x))
+    dense_first, _ = timed(lambda: dense_fn(x))
     gc.collect()
-    prep, jac_fn = _timed(lambda: asdex.jacobian(f, x))
-    sparse_first, _ = _timed(lambda: jac_fn(x))
-    best = _interleaved(
+    prep, jac_fn = timed(lambda: asdex.jacobian(f, x))
+    sparse_first, _ = timed(lambda: jac_fn(x))
+    best = best_in_turns(
         {"dense": lambda: dense_fn(x), "sparse": lambda: jac_fn(x)}, repeats
     )
     return {
@@ -501,26 +472,17 @@ def crossover_table(cross: dict) -> str:
     return "\n".join(lines)
 
 
-def _sibling(name: str):
-    """Another script of this folder, as a module (also when this one is loaded by
-    path, as the tests do)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    return importlib.import_module(name)
-
-
 def _call_sites(quick: bool) -> list[dict]:
     """`call_sites.py`'s table: the derivatives inside `jit`, a `while_loop` and
     `vmap`, against sparsejac, in this process."""
     print()
-    return _sibling("call_sites").main(["--quick"] if quick else [])
+    return importlib.import_module("call_sites").main(["--quick"] if quick else [])
 
 
 def _cold_start(runs: int) -> list[dict]:
     """`cold_start.py`'s table: each run in a new process, its numba cache empty."""
     print()
-    return _sibling("cold_start").main(["--runs", str(runs)])
+    return importlib.import_module("cold_start").main(["--runs", str(runs)])
 
 
 def main(argv: list[str] | None = None) -> dict:

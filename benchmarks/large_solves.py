@@ -40,12 +40,7 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-_EXAMPLES = os.path.join(HERE, "..", "examples")
-if HERE not in sys.path:  # also when loaded by path, as the tests do
-    sys.path.insert(0, HERE)
-
-from _fresh import call, peak_rss_gb  # noqa: E402
+from _fresh import call, peak_rss_gb
 
 CASES = {"bratu1000": (2, 1000), "bratu3d100": (3, 100), "bratu2000": (2, 2000)}
 QUICK = {"bratu1000": (2, 150), "bratu3d100": (3, 30), "bratu2000": (2, 300)}
@@ -59,7 +54,7 @@ TARGETS = {
 def run_case(dims: int, side: int, spsolve_limit: float) -> dict:
     """One case, in this process (called in a fresh one by `run`)."""
     started = time.perf_counter()
-    sys.path.insert(0, _EXAMPLES)
+    import _examples  # noqa: F401  (puts examples/ on sys.path)
     import equinox as eqx
     import jax
     import jax.numpy as jnp

@@ -26,7 +26,6 @@ boundary), at N = 64, 256 and 512. For each size the script times, best of
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +33,7 @@ import lineax as lx
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from _timing import best_in_turns, best_of
 
 from asdex.lineax import SparseCholesky, SparseLU, SparseMatrixOperator
 from asdex.lineax._superlu import factor_cache
@@ -52,29 +52,6 @@ def laplacian(side: int) -> sp.csr_array:
     )
     eye = sp.eye_array(side)
     return sp.csr_array(sp.kron(eye, t) + sp.kron(t, eye))
-
-
-def best_of(fn, repeats: int) -> float:
-    best = float("inf")
-    for k in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(k))
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def best_of_pair(fn_a, fn_b, repeats: int) -> tuple[float, float]:
-    """Best times of two functions run alternately, so that the load of a shared
-    machine affects both alike."""
-    best_a = best_b = float("inf")
-    for k in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn_a(k))
-        best_a = min(best_a, time.perf_counter() - start)
-        start = time.perf_counter()
-        jax.block_until_ready(fn_b(k))
-        best_b = min(best_b, time.perf_counter() - start)
-    return best_a, best_b
 
 
 def make_solve(solver):
@@ -133,20 +110,24 @@ def measure(side: int, repeats: int) -> dict:
         row[f"{name}_residual"] = float(np.abs(a @ np.asarray(x) - b).max())
         factor_cache.clear()
         # Each repeat scales the values: a new matrix, so a new factorisation.
-        row[f"scipy_{name}"], row[name] = best_of_pair(
-            reference,
-            lambda k, f=solve: f(psd, vector, 1.0 + 1e-3 * (k + 1)),
+        best = best_in_turns(
+            {
+                "scipy": reference,
+                "asdex": lambda k, f=solve: f(psd, vector, 1.0 + 1e-3 * (k + 1)),
+            },
             repeats,
+            vary=True,
         )
+        row[f"scipy_{name}"], row[name] = best["scipy"], best["asdex"]
         solve(psd, vector, 2.0)
-        row[f"{name}_resolve"] = best_of(
-            lambda k, f=solve: f(psd, vector, 2.0), repeats
-        )
+        row[f"{name}_resolve"] = best_of(lambda f=solve: f(psd, vector, 2.0), repeats)
 
     grad(psd, vector, 1.0)
     factor_cache.clear()
     misses = factor_cache.misses
-    row["grad"] = best_of(lambda k: grad(psd, vector, 1.0 + 1e-3 * (k + 1)), repeats)
+    row["grad"] = best_of(
+        lambda k: grad(psd, vector, 1.0 + 1e-3 * (k + 1)), repeats, vary=True
+    )
     row["grad_factorisations"] = (factor_cache.misses - misses) / repeats
 
     if side <= DENSE_MAX_N:
@@ -156,7 +137,9 @@ def measure(side: int, repeats: int) -> dict:
         )
         dense_solve(dense, vector, 1.0)
         row["dense_lu"] = best_of(
-            lambda k: dense_solve(dense, vector, 1.0 + 1e-3 * (k + 1)), repeats
+            lambda k: dense_solve(dense, vector, 1.0 + 1e-3 * (k + 1)),
+            repeats,
+            vary=True,
         )
     return row
 

@@ -27,22 +27,17 @@ reuses the global derivative (one evaluation).
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import time
 
-_EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
-if _EXAMPLES not in sys.path:
-    sys.path.insert(0, _EXAMPLES)
-
-import jax  # noqa: E402
-from problems import (  # noqa: E402
+import _examples  # noqa: F401  (puts examples/ on sys.path)
+import jax
+from _timing import best_of, timed
+from problems import (
     pair_penalty_energy,
     piecewise_neighbour_map,
     relu_convolution_net,
 )
 
-import asdex  # noqa: E402
+import asdex
 
 jax.config.update("jax_enable_x64", True)
 
@@ -68,32 +63,18 @@ SIZES = {"relu_net": 20_000, "piecewise_linear": 200_000, "penalty": 20_000}
 QUICK_SIZES = {"relu_net": 256, "piecewise_linear": 1000, "penalty": 200}
 
 
-def _timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    jax.block_until_ready(out)
-    return out, time.perf_counter() - start
-
-
-def _best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        times.append(_timed(fn)[1])
-    return min(times)
-
-
 def measure(name: str, n: int, repeats: int = 5) -> dict:
     f, x, kind = PROBLEMS[name](n)
     build = asdex.jacobian if kind == "jacobian" else asdex.hessian
     sparsity = asdex.jacobian_sparsity if kind == "jacobian" else asdex.hessian_sparsity
-    global_pattern, t_detect_global = _timed(lambda: sparsity(f, x))
-    local_pattern, t_detect_local = _timed(lambda: sparsity(f, x, local=True))
+    t_detect_global, global_pattern = timed(lambda: sparsity(f, x))
+    t_detect_local, local_pattern = timed(lambda: sparsity(f, x, local=True))
     call = jax.jit(lambda d, v: d.nonzeros(v))
     derivatives = {}
     for local in (False, True):
         derivative = build(f, x, local=local)
-        _, first = _timed(lambda d=derivative: call(d, x))
-        steady = _best(lambda d=derivative: call(d, x), repeats)
+        first, _ = timed(lambda d=derivative: call(d, x))
+        steady = best_of(lambda d=derivative: call(d, x), repeats)
         derivatives[local] = (derivative, first, steady)
 
     def local_step():
@@ -101,7 +82,7 @@ def measure(name: str, n: int, repeats: int = 5) -> dict:
         derivative = build(f, x, local=True)
         return jax.jit(lambda d, v: d.nonzeros(v))(derivative, x)
 
-    _, t_local_step = _timed(local_step)
+    t_local_step, _ = timed(local_step)
     return {
         "name": name,
         "n": n,

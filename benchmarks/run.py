@@ -49,13 +49,10 @@ from collections.abc import Iterator
 
 _STARTED = time.perf_counter()  # before JAX is imported: the run's whole time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
 import _report  # noqa: E402
 import scaling  # noqa: E402
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEFAULT_OUT = os.path.join(ROOT, "docs", "benchmarks")
 DEFAULT_REPORT = os.path.join(ROOT, "docs", "benchmarks.md")

@@ -34,25 +34,19 @@ import dataclasses
 import gc
 import json
 import math
-import os
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
 
+import _examples  # noqa: F401  (puts examples/ on sys.path)
+import jax
+import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
+from _timing import ready, timed
+from problems import bratu_energy, brusselator, chained_rosenbrock
 
-_EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
-if _EXAMPLES not in sys.path:
-    sys.path.insert(0, _EXAMPLES)
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-from jacobians import _ready, _timed  # noqa: E402
-from problems import bratu_energy, brusselator, chained_rosenbrock  # noqa: E402
-
-import asdex  # noqa: E402
+import asdex
 
 try:
     import sparsejac
@@ -176,8 +170,8 @@ def _side_by_side(
             break
         if k >= 2 and spent >= timing.slow_s:
             break
-        t_base, _ = _timed(baseline)
-        t_fn, _ = _timed(fn)
+        t_base, _ = timed(baseline)
+        t_fn, _ = timed(fn)
         best_base, best_fn = min(best_base, t_base), min(best_fn, t_fn)
         spent += t_fn + t_base
     return best_fn, best_base
@@ -321,7 +315,7 @@ class _Point:
         f = case.f
         jitted = jax.jit(jax.grad(f) if case.hessian else f)
         self.baseline = lambda: jitted(self.x)
-        _ready(self.baseline())
+        ready(self.baseline())
         self.dense: np.ndarray | None = None
         self.pattern: asdex.SparsityPattern | None = None
 
@@ -358,7 +352,7 @@ def measure_step(step: Step, point: _Point, timing: Timing) -> dict:
     row: dict = {"case": step.case, "n": step.n, "method": step.method}
     if step.method == "dense":
         dense_fn = jax.jit(jax.hessian(f) if case.hessian else jax.jacfwd(f))
-        first, matrix = _timed(lambda: dense_fn(x))
+        first, matrix = timed(lambda: dense_fn(x))
         point.dense = np.asarray(matrix).reshape(-1, step.n)
         steady, base = _side_by_side(lambda: dense_fn(x), point.baseline, timing)
         row.update(prep_s=0.0, first_s=first)
@@ -367,8 +361,8 @@ def measure_step(step: Step, point: _Point, timing: Timing) -> dict:
         with warnings.catch_warnings():
             # Tiny sizes can color densely; that is expected there.
             warnings.simplefilter("ignore", asdex.DenseColoringWarning)
-            prep, derivative = _timed(lambda: build(f, x))
-        first, result = _timed(lambda: derivative(x))
+            prep, derivative = timed(lambda: build(f, x))
+        first, result = timed(lambda: derivative(x))
         point.pattern = derivative.coloring.pattern
         row.update(
             prep_s=prep,
@@ -389,10 +383,10 @@ def measure_step(step: Step, point: _Point, timing: Timing) -> dict:
         # The values of the sparsity are not ignored, whatever sparsejac's docstring
         # says: it colors the graph of `sparsity.T @ sparsity` built from them, so
         # they must be nonzero (`to_bcoo` puts ones on the pattern).
-        own, sparse_fn = _timed(
+        own, sparse_fn = timed(
             lambda: jax.jit(sparsejac.jacfwd(target, sparsity=pattern.to_bcoo()))
         )
-        first, result = _timed(lambda: sparse_fn(x))
+        first, result = timed(lambda: sparse_fn(x))
         row.update(
             colors=_sparsejac_colors(sparse_fn),
             prep_s=detect + own,
@@ -443,11 +437,11 @@ def warm_up(case_names: list[str], with_sparsejac: bool) -> None:
             case = CASES[name]
             x = _point(case.n_of(_WARM_UP_SIZES[name]))
             build = asdex.hessian if case.hessian else asdex.jacobian
-            _ready(build(case.f, x)(x))
+            ready(build(case.f, x)(x))
             if with_sparsejac and sparsejac is not None:
                 target = jax.grad(case.f) if case.hessian else case.f
                 pattern = _detect(case, x).to_bcoo()
-                _ready(jax.jit(sparsejac.jacfwd(target, sparsity=pattern))(x))
+                ready(jax.jit(sparsejac.jacfwd(target, sparsity=pattern))(x))
 
 
 def run(

@@ -40,31 +40,26 @@ import subprocess
 import sys
 import time
 
-_EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
-if _EXAMPLES not in sys.path:
-    sys.path.insert(0, _EXAMPLES)
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:  # also when loaded by path, as the tests do
-    sys.path.insert(0, _HERE)
+import _examples  # noqa: F401  (puts examples/ on sys.path)
+import bratu_newton
+import curve_fitting
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import newton_minimise
+import optimistix as optx
+from _fresh import peak_rss_gb
+from _timing import best_of
 
-import bratu_newton  # noqa: E402
-import curve_fitting  # noqa: E402
-import equinox as eqx  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import newton_minimise  # noqa: E402
-import optimistix as optx  # noqa: E402
-from _fresh import peak_rss_gb  # noqa: E402
-
-import asdex  # noqa: E402
-import asdex.optimistix as aox  # noqa: E402
-from asdex.lineax import _superlu  # noqa: E402
-from asdex.lineax._derivative_operators import (  # noqa: E402
+import asdex
+import asdex.optimistix as aox
+from asdex.lineax import _superlu
+from asdex.lineax._derivative_operators import (
     compressed_hessian,
     compressed_jacobian,
     compression,
 )
-from asdex.lineax._solver.auto import AMG_MIN_SIZE  # noqa: E402
+from asdex.lineax._solver.auto import AMG_MIN_SIZE
 
 CASES = ("bratu64", "bratu256", "bratu512", "curves", "rosenbrock")
 FULL = {"bratu64": 64, "bratu256": 256, "bratu512": 512, "curves": 10_000}
@@ -117,15 +112,6 @@ class FactorTimer:
     def __exit__(self, *exc):
         _superlu._solve_host = self._solve
         _superlu._factorise = self._factorise
-
-
-def best_of(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def split(total: float, steps: int, derivative: float, count: int, factor: FactorTimer):

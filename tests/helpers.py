@@ -40,8 +40,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def load_script(relative_path: str):
     """Import a script of the repository (`"benchmarks/detection.py"`, say) as a
     module, for smoke runs of its `main`. It is registered in `sys.modules`, where
-    dataclasses look their module up."""
+    dataclasses look their module up. Its folder goes on `sys.path`, as when the
+    script runs, so that it imports its siblings (`benchmarks/_timing.py`); last,
+    so that `examples/` keeps its place ahead of it (`benchmarks/bundle_adjustment.py`
+    imports `examples/bundle_adjustment.py`)."""
     path = ROOT / relative_path
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
     name = "asdex_script_" + path.stem
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
