@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import functools as ft
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -143,19 +142,12 @@ class Structure:
                 dtype = jnp.result_type(*leaves) if leaves else self.dtype()
         if not leaves:
             return jnp.zeros((0,), dtype)
-        return jnp.concatenate([jnp.ravel(leaf).astype(dtype) for leaf in leaves])
+        return ravel_parts([jnp.asarray(leaf).astype(dtype) for leaf in leaves])
 
     def unravel(self, vector: Array) -> PyTree[Array]:
-        """Split a vector into leaves of `self`'s shapes and dtypes."""
-        sizes = [_size(shape) for shape in self.shapes]
-        pieces = jnp.split(vector, np.cumsum(sizes)[:-1]) if sizes else []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # complex-to-real casts are intended here
-            out = [
-                piece.reshape(leaf.shape).astype(leaf.dtype)
-                for piece, leaf in zip(pieces, self.leaves, strict=True)
-            ]
-        return jtu.tree_unflatten(self.treedef, out)
+        """Split a vector into leaves of `self`'s shapes and dtypes (the real part
+        for real leaves)."""
+        return jtu.tree_unflatten(self.treedef, _unravel(vector, self.leaves))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
