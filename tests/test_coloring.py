@@ -332,6 +332,31 @@ def test_color_jacobian_skips_a_hopeless_side():
     assert result.num_colors == 2
 
 
+def test_color_jacobian_colors_one_side_when_it_reaches_the_bound(monkeypatch):
+    # (x[1:] - x[:-1])²: the rows are the slightly cheaper side, but two colors
+    # reach the columns' bound (2 per row), which the rows cannot beat.
+    from asdex.coloring import _interface
+
+    n = 1000
+    r = np.arange(n - 1)
+    pattern = SparsityPattern(
+        np.concatenate([r, r]), np.concatenate([r, r + 1]), (n - 1, n)
+    )
+    sides = []
+    colors = _interface._bipartite_colors
+
+    def recorded(graph, partition, orders):
+        sides.append(partition)
+        return colors(graph, partition, orders)
+
+    monkeypatch.setattr(_interface, "_bipartite_colors", recorded)
+    result = color_jacobian(pattern)
+    assert isinstance(result, ColumnColoringResult) and result.num_colors == 2
+    assert sides == ["column"]
+    # Both sides colored give the same result.
+    assert np.array_equal(result.colors, color_columns(pattern).colors)
+
+
 @pytest.mark.parametrize("n", [3, 4, 10, 300])
 def test_arrowhead_bicoloring(n):
     rng = np.random.default_rng(0)

@@ -202,9 +202,11 @@ def color_jacobian(
     - `pattern`: the [`asdex.SparsityPattern`][] of the Jacobian.
     - `mode`: `"fwd"` (columns, JVPs), `"rev"` (rows, VJPs), `"bidirectional"`,
       or `None` for the side with fewer colors (JVPs on a tie). With `None` the
-      cheaper side is colored first, and the other side is skipped when its lower
-      bound (its largest row, respectively column, count) already reaches the
-      first result. This keeps a dense row from costing `O(n²)` in column coloring.
+      cheaper side is colored first (the columns also when their lower bound, the
+      largest row count, is no larger than the rows'), and the other side is
+      skipped when its lower bound (its largest row, respectively column, count)
+      already reaches the first result. This keeps a dense row from costing
+      `O(n²)` in column coloring.
     - `order`: as for [`asdex.coloring.GreedyColoring`][].
 
     **Returns:** a column, row or bicoloring result.
@@ -233,7 +235,11 @@ def color_jacobian(
     fwd_bound = int(row_counts.max(initial=0))
     rev_bound = int(col_counts.max(initial=0))
     fwd = rev = None
-    if fwd_work <= rev_work:
+    # Columns first when they are the cheaper side, and also when their bound is
+    # no larger: then colored second they would be colored anyway (the rows'
+    # colors are at least the rows' bound), and colored first they may reach
+    # their bound and spare the rows. Either order gives the same result.
+    if fwd_work <= rev_work or fwd_bound <= rev_bound:
         fwd = _bipartite_colors(graph, "column", orders)
         # A structurally symmetric pattern's rows are its columns: coloring them
         # gives the same colors, and a tie goes to JVPs.
