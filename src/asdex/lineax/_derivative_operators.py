@@ -148,8 +148,9 @@ def compressed_hessian(
     dec = compression.decompression
     g = _no_aux(fn, args, has_aux)
     lin, (grad,), value, aux = gradient_linearization(g, [y])
+    # The gradient's layout (outputs shaped as `y`), whose Jacobian is the Hessian.
     flat_in = Structure.of_tree(y)
-    layout = Layout.of_structures(flat_in, flat_in).gradient
+    layout = Layout.of_structures(flat_in, flat_in)
     values = nonzeros_of(lin, [y], layout, dec, chunk_size, replicated=True)
     return value, grad, aux, values
 
