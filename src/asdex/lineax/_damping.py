@@ -10,7 +10,7 @@ from jaxtyping import ArrayLike
 
 from .._caches import cached
 from .._pattern import SparsityPattern
-from ._operator import PatternIndices, SparseMatrixOperator
+from ._operator import PatternIndices, SparseMatrixOperator, pattern_indices
 from ._sparsify import sparsify
 
 
@@ -29,9 +29,9 @@ def damped_operator(
     [`asdex.SparseLinearSolver`][]).
 
     The output structure is `(J's output structure, J's input structure)`, as in
-    Optimistix. Nothing dense is formed, and no index array is created from the
-    pattern: the stacked indices are computed from `J`'s index arrays, so they
-    stay arguments of a jitted caller.
+    Optimistix. Nothing dense is formed. When `J`'s index arrays are traced
+    (arguments of a jitted caller), the stacked ones are computed from them, so
+    they stay arguments; concrete ones come from a cache per pattern.
 
     **Arguments:**
 
@@ -47,11 +47,32 @@ def damped_operator(
     m, n = sparse.pattern.shape
     nnz = sparse.pattern.nnz
     pattern = damped_pattern(sparse.pattern)
-    rows, cols, perm = (
-        sparse.indices.rows,
-        sparse.indices.cols,
-        sparse.indices.transpose_perm,
+    if not any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(sparse.indices)):
+        # Concrete indices are the pattern's own: take the stacked pattern's from
+        # the cache. Computed in the program instead, XLA constant-folds their
+        # scatters at compile time, for seconds at 10⁵ columns.
+        indices = pattern_indices(pattern)
+    else:
+        indices = _stacked_indices(sparse.indices, m, n, nnz)
+    with jax.numpy_dtype_promotion("standard"):
+        root = jnp.sqrt(jnp.asarray(damping)).astype(sparse.values.dtype)
+    values = jnp.concatenate(
+        [sparse.values, jnp.broadcast_to(root, (n,)).astype(sparse.values.dtype)]
     )
+    return SparseMatrixOperator(
+        values,
+        pattern,
+        sparse.in_structure(),
+        (sparse.out_structure(), sparse.in_structure()),
+        indices=indices,
+    )
+
+
+def _stacked_indices(
+    indices: PatternIndices, m: int, n: int, nnz: int
+) -> PatternIndices:
+    """The index arrays of `[J; I]` from `J`'s, in the program (for traced ones)."""
+    rows, cols, perm = indices.rows, indices.cols, indices.transpose_perm
     dtype = rows.dtype
     diagonal = jnp.arange(n, dtype=dtype)
     # Row-major order of [J; I]: J's entries, then one entry per row of I.
@@ -73,18 +94,7 @@ def damped_operator(
         .at[through + diagonal]
         .set(nnz + diagonal, unique_indices=True, mode="promise_in_bounds")
     )
-    with jax.numpy_dtype_promotion("standard"):
-        root = jnp.sqrt(jnp.asarray(damping)).astype(sparse.values.dtype)
-    values = jnp.concatenate(
-        [sparse.values, jnp.broadcast_to(root, (n,)).astype(sparse.values.dtype)]
-    )
-    return SparseMatrixOperator(
-        values,
-        pattern,
-        sparse.in_structure(),
-        (sparse.out_structure(), sparse.in_structure()),
-        indices=PatternIndices(stacked_rows, stacked_cols, stacked_perm),
-    )
+    return PatternIndices(stacked_rows, stacked_cols, stacked_perm)
 
 
 @cached(maxsize=8)
