@@ -36,8 +36,9 @@ def best_of(
     """The best of `repeats` timed calls of `fn()`.
 
     `warm=True` calls it once first (to compile it), untimed. `vary=True` calls
-    `fn(k)` with the repeat's index `k`, for inputs that change from call to call
-    (so that no cache of a factorisation, say, is hit).
+    `fn(k)` with a new `k` each time, for inputs that change from call to call
+    (so that no cache of a factorisation, say, is hit): `0` for the warm call,
+    and each repeat's index from `1` on.
     """
     return best_in_turns({"fn": fn}, repeats, warm=warm, vary=vary)["fn"]
 
@@ -52,7 +53,7 @@ def best_in_turns(
             ready(fn(0) if vary else fn())
     gc.collect()
     best = dict.fromkeys(fns, math.inf)
-    for k in range(repeats):
+    for k in range(1, repeats + 1):
         for name, fn in fns.items():
             call = (lambda fn=fn, k=k: fn(k)) if vary else fn
             best[name] = min(best[name], timed(call)[0])
