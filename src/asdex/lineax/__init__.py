@@ -7,7 +7,8 @@
   matrix-free operators are detected, colored and compressed
   ([`asdex.lineax.sparsify_linear_map`][]).
 - Solvers: [`asdex.lineax.SparseLU`][], [`asdex.lineax.SparseCholesky`][],
-  [`asdex.lineax.SparseNormalEquations`][], [`asdex.lineax.SparseKrylov`][],
+  [`asdex.lineax.SparseNormalEquations`][], [`asdex.lineax.SparseSchur`][],
+  [`asdex.lineax.SparseKrylov`][],
   [`asdex.lineax.SparseAMG`][] and
   the automatic [`asdex.SparseLinearSolver`][].
 """
@@ -31,6 +32,7 @@ from ._solver import (
     SparseLinearSolver as SparseLinearSolver,
     SparseLU as SparseLU,
     SparseNormalEquations as SparseNormalEquations,
+    SparseSchur as SparseSchur,
     jacobi_preconditioner as jacobi_preconditioner,
 )
 from ._sparsify import sparsify as sparsify

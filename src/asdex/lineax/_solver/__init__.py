@@ -7,3 +7,4 @@ from .krylov import (
 )
 from .lu import SparseLU as SparseLU
 from .normal import SparseNormalEquations as SparseNormalEquations
+from .schur import SparseSchur as SparseSchur
