@@ -18,7 +18,12 @@ Solvers, all from the same starting point:
   jac_sparsity=..., method="trf", tr_solver="lsmr", x_scale="jac")` with a numpy
   residual; its Jacobian is by finite differences with grouped columns;
 - `asdex.optimistix.SparseLevenbergMarquardt` with the coloring detected before
-  the solve;
+  the solve, and its default linear solver (`asdex.SparseLinearSolver`, which
+  picks `asdex.lineax.SparseSchur` for these damped systems when at most 2,000
+  camera parameters are left);
+- the same with `linear_solver=asdex.lineax.SparseNormalEquations()`: a sparse
+  factorisation of `JᵀJ + λI` on the host (QDLDL, AMD ordering), which was the
+  default before the Schur complement;
 - stock `optx.LevenbergMarquardt` with
   `linear_solver=asdex.SparseLinearSolver(coloring=...)` (the drop-in).
 
@@ -28,10 +33,11 @@ and steady (the compiled solve again). The final costs ½‖r‖² must agree wi
 medium size it already takes seconds. At the large size only the dedicated
 solver runs, once, end to end.
 
-Last, the Schur complement on the point blocks, the standard trick of dedicated
-bundle adjusters, is measured against what the solvers do now (a sparse
-Cholesky factorisation of the damped normal equations `JᵀJ + λI`, QDLDL with
-an AMD ordering), on the Jacobian at the solution.
+Last, one damped system `(JᵀJ + λI) δ = Jᵀr` at the starting point, solved in
+`jit` by `SparseSchur` (the Schur complement on the point blocks, the standard
+trick of dedicated bundle adjusters) and by `SparseNormalEquations`, best of 5
+with a different λ each call (so that no factorisation is reused); and the
+residual plus sparse Jacobian alone, the other half of each step.
 """
 
 from __future__ import annotations
@@ -44,12 +50,16 @@ import _examples  # noqa: F401  (puts examples/ on sys.path)
 import bundle_adjustment as ba
 import equinox as eqx
 import jax
+import jax.numpy as jnp
+import lineax as lx
 import numpy as np
 import optimistix as optx
 import scipy.sparse as sp
+from _timing import best_of
 from scipy.optimize import least_squares
 
 import asdex
+import asdex.lineax as alx
 import asdex.optimistix as aox
 
 SIZES = {
@@ -119,6 +129,13 @@ def _least_squares(solver, y0, args):
     return optx.least_squares(ba.residual, solver, y0, args, max_steps=500)
 
 
+VARIANTS = {
+    "dedicated": "SparseLevenbergMarquardt",
+    "dedicated_host": "SparseLevenbergMarquardt + SparseNormalEquations",
+    "drop_in": "optx.LevenbergMarquardt + SparseLinearSolver",
+}
+
+
 def run_asdex(problem: ba.BundleProblem, variant: str, steady: bool = True) -> dict:
     """End to end (a fresh detection and compilation), then steady if asked."""
     args = problem.args
@@ -127,6 +144,13 @@ def run_asdex(problem: ba.BundleProblem, variant: str, steady: bool = True) -> d
     detect = time.perf_counter() - start
     if variant == "dedicated":
         solver = aox.SparseLevenbergMarquardt(TOLERANCE, TOLERANCE, coloring=coloring)
+    elif variant == "dedicated_host":
+        solver = aox.SparseLevenbergMarquardt(
+            TOLERANCE,
+            TOLERANCE,
+            linear_solver=alx.SparseNormalEquations(),
+            coloring=coloring,
+        )
     else:
         linear = asdex.SparseLinearSolver(coloring=coloring)
         solver = optx.LevenbergMarquardt(TOLERANCE, TOLERANCE, linear_solver=linear)
@@ -151,61 +175,49 @@ def run_asdex(problem: ba.BundleProblem, variant: str, steady: bool = True) -> d
     }
 
 
-# ---------------------------------------------------------------------- Schur
+# ---------------------------------------------------------------------- one step
 
 
-def schur_comparison(problem: ba.BundleProblem, coloring, value, lam=1e-3) -> dict:
-    """One damped Gauss–Newton system solved two ways, on the host.
-
-    `A = JᵀJ + λI` with the cameras first: `[[U, W], [Wᵀ, V]]`, `V` block diagonal
-    (3 × 3 per point). Direct: QDLDL on A (what the sparse solvers do). Schur:
-    invert V's blocks, factorise `S = U − W V⁻¹ Wᵀ` (the reduced camera system),
-    solve, and back-substitute for the points.
-    """
-    import qdldl
-
+def one_step(problem: ba.BundleProblem, coloring) -> dict:
+    """One damped Gauss–Newton system at the starting point, two ways, in `jit`;
+    and the residual with its sparse Jacobian, which every step computes too."""
     args = problem.args
-    jac = asdex.jacobian_from_coloring(
-        lambda y: ba.residual(y, args), coloring, value, output_format="scipy_csr"
+    jacobian = alx.SparseJacobianOperator(
+        ba.residual, problem.y0, args, coloring=coloring
     )
-    matrix = sp.csr_array(jac(value))
-    b = matrix.T @ np.ones(matrix.shape[0])
-    nc = 9 * len(problem.cams0)
-    npts = len(problem.pts0)
-    out = {}
-
-    start = time.perf_counter()
-    a = (matrix.T @ matrix + lam * sp.eye_array(matrix.shape[1])).tocsc()
-    x_direct = qdldl.Solver(sp.triu(a, format="csc"), upper=True).solve(b)
-    out["direct"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    jc, jp = matrix[:, :nc], matrix[:, nc:]
-    u = (jc.T @ jc).toarray() + lam * np.eye(nc)
-    w = (jc.T @ jp).tocsr()
-    # V's 3 × 3 blocks, from the point columns (3 per point) of J.
-    jp_coo = sp.coo_array(jp)
-    point = jp_coo.col // 3
-    v = np.zeros((npts, 3, 3))
-    dense_rows = np.zeros((matrix.shape[0], 3))
-    dense_rows[jp_coo.row, jp_coo.col % 3] = jp_coo.data
-    rows_of_point = np.zeros(matrix.shape[0], dtype=np.int64)
-    rows_of_point[jp_coo.row] = point
-    np.add.at(v, rows_of_point, dense_rows[:, :, None] * dense_rows[:, None, :])
-    v += lam * np.eye(3)
-    v_inv = np.linalg.inv(v)
-    v_inv_sparse = sp.block_diag(list(v_inv), format="csr")
-    s = u - (w @ v_inv_sparse @ w.T).toarray()
-    bc, bp = b[:nc], b[nc:]
-    rhs = bc - w @ (v_inv_sparse @ bp)
-    xc = np.linalg.solve(s, rhs)
-    xp = v_inv_sparse @ (bp - w.T @ xc)
-    x_schur = np.concatenate([xc, xp])
-    out["schur"] = time.perf_counter() - start
-    out["difference"] = float(
-        np.max(np.abs(x_schur - x_direct)) / np.max(np.abs(x_direct))
+    vector = (ba.residual(problem.y0, args), tree_zeros(problem.y0))
+    dampings = np.geomspace(1e-3, 1e3, 7)
+    out: dict = {}
+    values = {}
+    for name, solver in (
+        ("schur", alx.SparseSchur()),
+        ("host", alx.SparseNormalEquations()),
+    ):
+        solve = eqx.filter_jit(
+            lambda jac, lam, solver=solver: (
+                lx.linear_solve(alx.damped_operator(jac, lam), vector, solver).value
+            )
+        )
+        out[name] = best_of(
+            lambda k, solve=solve: solve(jacobian, jnp.asarray(dampings[k])),
+            5,
+            warm=True,
+            vary=True,
+        )
+        values[name] = solve(jacobian, jnp.asarray(dampings[-1]))
+    gap = jax.tree.map(lambda a, b: a - b, values["schur"], values["host"])
+    out["difference"] = float(optx.max_norm(gap) / optx.max_norm(values["host"]))
+    step = jax.jit(
+        lambda y: (
+            alx.SparseJacobianOperator(ba.residual, y, args, coloring=coloring).values
+        )
     )
+    out["jacobian"] = best_of(lambda: step(problem.y0), 5, warm=True)
     return out
+
+
+def tree_zeros(tree):
+    return jax.tree.map(jnp.zeros_like, tree)
 
 
 # ---------------------------------------------------------------------- main
@@ -224,34 +236,29 @@ def run_size(name: str, with_scipy: bool) -> dict:
     }
     # At the large size, one end-to-end solve with the dedicated solver only.
     full = name != "large"
-    dedicated = run_asdex(problem, "dedicated", steady=full)
-    row["dedicated"] = {
-        k: v for k, v in dedicated.items() if k not in ("value", "coloring")
-    }
-    if full:
-        drop_in = run_asdex(problem, "drop_in")
-        row["drop_in"] = {
-            k: v for k, v in drop_in.items() if k not in ("value", "coloring")
-        }
+    variants = list(VARIANTS) if full else ["dedicated"]
+    for variant in variants:
+        result = run_asdex(problem, variant, steady=full)
+        coloring = result.pop("coloring")
+        result.pop("value")
+        row[variant] = result
     if with_scipy:
         row["scipy"] = run_scipy(problem)
-    row["schur"] = schur_comparison(problem, dedicated["coloring"], dedicated["value"])
+    if full:
+        row["one_step"] = one_step(problem, coloring)
     return row
 
 
 def table(rows: list[dict]) -> str:
     lines = [
         "| size (cameras / points / observations) | solver | steps | end to end "
-        "| steady | final cost | cost vs scipy | scipy / asdex (end to end) |",
+        "| steady | final cost | cost vs scipy | scipy / asdex: end to end, steady |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         size = f"{r['size']} ({r['cameras']} / {r['points']:,} / {r['observations']:,})"
         sc = r.get("scipy")
-        for key, label in (
-            ("dedicated", "SparseLevenbergMarquardt"),
-            ("drop_in", "optx.LevenbergMarquardt + SparseLinearSolver"),
-        ):
+        for key, label in VARIANTS.items():
             if key not in r:
                 continue
             v = r[key]
@@ -261,6 +268,8 @@ def table(rows: list[dict]) -> str:
             else:
                 versus = f"{(v['cost'] - sc['cost']) / sc['cost']:+.1e}"
                 ratio = f"{sc['seconds'] / v['seconds']:.1f}×"
+                if v["steady"] is not None:
+                    ratio += f", {sc['seconds'] / v['steady']:.1f}×"
             lines.append(
                 f"| {size} | {label} | {v['steps']} | {v['seconds']:.2f} s "
                 f"| {again} | {v['cost']:.6e} | {versus} | {ratio} |"
@@ -273,17 +282,22 @@ def table(rows: list[dict]) -> str:
             )
     lines += [
         "",
-        "One damped normal-equations solve at the solution (`JᵀJ + 10⁻³ I`):",
+        "One step's parts at the starting point, in `jit`: the damped system "
+        "`(JᵀJ + λI) δ = Jᵀr` (best of 5, a new λ each call), and the residual with "
+        "its sparse Jacobian:",
         "",
-        "| size | sparse Cholesky (QDLDL, AMD) | Schur complement on the points "
-        "| relative difference |",
-        "|---|---|---|---|",
+        "| size | SparseSchur | SparseNormalEquations (host) | host / Schur "
+        "| relative difference | residual and Jacobian |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        s = r["schur"]
+        s = r.get("one_step")
+        if s is None:
+            continue
         lines.append(
-            f"| {r['size']} | {s['direct']:.3f} s | {s['schur']:.3f} s "
-            f"| {s['difference']:.1e} |"
+            f"| {r['size']} | {s['schur']:.3f} s | {s['host']:.3f} s "
+            f"| {s['host'] / s['schur']:.1f}× | {s['difference']:.1e} "
+            f"| {s['jacobian']:.3f} s |"
         )
     return "\n".join(lines)
 

@@ -21,7 +21,10 @@ Run with `uv run --group benchmark python benchmarks/run.py` (about 8 minutes on
     - `scale` (`benchmarks/large_solves.py`, `benchmarks/detection_scale.py`):
       million-unknown Newton solves against their targets, one linear solve
       against scipy and pyamg, the fill-reducing orderings, and detection plus
-      coloring at 10⁵ to 10⁷ (about seven minutes more).
+      coloring at 10⁵ to 10⁷ (about seven minutes more);
+    - `bundle` (`benchmarks/bundle_adjustment.py`): bundle adjustment against
+      scipy's `least_squares`, at 40,000 and 10⁶ observations (about ten minutes
+      more).
 - `--no-sparsejac`: leave sparsejac out even where it is installed.
 - `--max-n N`: end the `scaling` section's grid at n = N.
 - `--from-json FILE`: redraw the report from a `results.json`, measuring nothing.
@@ -56,8 +59,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEFAULT_OUT = os.path.join(ROOT, "docs", "benchmarks")
 DEFAULT_REPORT = os.path.join(ROOT, "docs", "benchmarks.md")
-SECTIONS = ("scaling", "jacobians", "detection", "solvers", "linear", "scale")
-DEFAULT_SECTIONS = SECTIONS[:-2]
+SECTIONS = (
+    "scaling",
+    "jacobians",
+    "detection",
+    "solvers",
+    "linear",
+    "scale",
+    "bundle",
+)
+DEFAULT_SECTIONS = SECTIONS[:-3]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +162,18 @@ class Progress:
 def _import(name: str):
     """One of the benchmark scripts, as a module (they live next to this file)."""
     import importlib
+    import importlib.util
 
+    if name == "bundle_adjustment":
+        # `bundle_adjustment` is the example it imports: load the script by path.
+        name = "bundle_adjustment_benchmark"
+        if name not in sys.modules:
+            path = os.path.join(HERE, "bundle_adjustment.py")
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        return sys.modules[name]
     return importlib.import_module(name)
 
 
@@ -305,6 +327,24 @@ def run_scale(progress: Progress, quick: bool) -> dict:
         top = [r for r in result["detection"] if r["n"] >= 0.99 * sizes[-1]]
         note["summary"] = ", ".join(f"{r['case']} {r['warm_s']:.2f} s" for r in top)
     return result
+
+
+def run_bundle(progress: Progress, quick: bool) -> list[dict]:
+    bundle = _import("bundle_adjustment")
+    sizes = ["small"] if quick else ["small", "medium", "large"]
+    rows = []
+    import jax
+
+    try:
+        for name in sizes:
+            with progress.step(f"bundle adjustment: {name}") as note:
+                jax.config.update("jax_enable_x64", True)
+                r = bundle.run_size(name, with_scipy=name != "large")
+                rows.append(r)
+                note["summary"] = f"{r['dedicated']['seconds']:.2f} s end to end"
+    finally:
+        jax.config.update("jax_enable_x64", False)
+    return rows
 
 
 # --------------------------------------------------------------------- report
@@ -494,6 +534,17 @@ def render(data: dict, out: str, report: str) -> str:
                 "size in a fresh process; the first call, then the best of two more.",
                 at_scale.table(big["detection"], quick),
             )
+    bundle_rows = data.get("bundle")
+    if bundle_rows is not None:
+        bundle = _import("bundle_adjustment")
+        md += _section(
+            "Bundle adjustment",
+            "`benchmarks/bundle_adjustment.py`: synthetic BAL-shaped problems, all "
+            "solvers from the same start to `rtol = atol = 1e-8` in one process; "
+            "end to end includes detection, coloring and compilation. Targets: "
+            f"medium {bundle.TARGETS['medium']}, large {bundle.TARGETS['large']}.",
+            bundle.table(bundle_rows) if bundle_rows else "(no size ran)",
+        )
     notes = list(data.get("skipped", []))
     notes += [f"{f['step']}: failed, {f['error']}" for f in data.get("failures", [])]
     not_run = [s for s in DEFAULT_SECTIONS if data.get(s) is None]
@@ -571,6 +622,8 @@ def main(argv: list[str] | None = None) -> int:
         total += len(linear.QUICK_SIZES if args.quick else linear.SIZES)
     if "scale" in sections:
         total += len(_import("large_solves").CASES) + 2
+    if "bundle" in sections:
+        total += 1 if args.quick else 3
 
     import jax
 
@@ -604,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
             data["linear"] = run_linear(progress, args.quick)
         if "scale" in sections:
             data["scale"] = run_scale(progress, args.quick)
+        if "bundle" in sections:
+            data["bundle"] = run_bundle(progress, args.quick)
     finally:
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "log.txt"), "w") as f:
