@@ -257,3 +257,16 @@ def test_reduced_groups_of_unequal_size_are_padded(rng):
     assert sol.result == lx.RESULTS.successful
     expected = dense_damped(matrix, b, 1e-3)
     np.testing.assert_allclose(sol.value, expected, rtol=1e-8, atol=1e-12)
+
+
+def test_products_in_bounded_batches_match(rng, monkeypatch):
+    # Large problems gather W V⁻¹ Wᵀ's pieces a batch of chunks at a time.
+    import asdex.lineax._solver.schur as schur
+
+    monkeypatch.setattr(schur, "_GATHERED", 200)
+    matrix = bundle_matrix(rng)
+    b = rng.normal(size=matrix.shape[0])
+    op = damped_operator(operator_of(matrix), 1e-2)
+    sol = solve(op, (jnp.asarray(b), jnp.zeros(matrix.shape[1])))
+    expected = dense_damped(matrix, b, 1e-2)
+    np.testing.assert_allclose(sol.value, expected, rtol=1e-9, atol=1e-11)

@@ -45,7 +45,7 @@ _MAX_GROUP = 16
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class OuterSumPlan:
-    """How to add `Σᵢ xᵢ xᵢᵀ` into a dense, flat `(r + 1) × (r + 1)` matrix.
+    """How to add `Σᵢ xᵢ xᵢᵀ` into the reduced system `S`, stored as flat blocks.
 
     Item `i` (a row of `A`) has a short vector `xᵢ` whose entries belong at the
     indices `idx[i]` (padding `r`). Scattering every product entry by entry is

@@ -8,6 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
+import numpy as np
 from jaxtyping import Array, Bool, PyTree
 
 from .._operator import SparseMatrixOperator
@@ -116,8 +117,9 @@ def _subtract_pairs(blocks: Array, pairs: PairPlan | None, f: Array) -> Array:
         steps = -(-chunks // batch)
         zero = pieces.shape[0] - 1  # padding chunks gather the zero piece
 
-        def split(items):
-            items = jnp.pad(
+        def split(items: np.ndarray) -> np.ndarray:
+            # In numpy: padding index constants in the program, XLA would fold it.
+            items = np.pad(
                 items, ((0, steps * batch - chunks), (0, 0)), constant_values=zero
             )
             return items.reshape(steps, batch, length)
@@ -131,8 +133,8 @@ def _subtract_pairs(blocks: Array, pairs: PairPlan | None, f: Array) -> Array:
 
 
 def _add_outer_sum(out: Array, plan: OuterSumPlan | None, x: Array) -> Array:
-    """`out` (a flat `(r + 1)²` matrix) plus `Σᵢ xᵢ xᵢᵀ` for the rows `xᵢ` of `x`,
-    batched by `plan`."""
+    """`out` (S's blocks, flat) plus `Σᵢ xᵢ xᵢᵀ` for the rows `xᵢ` of `x`, batched
+    by `plan`."""
     if plan is None:
         return out
     batches, size, _ = plan.place.shape
