@@ -11,11 +11,13 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 import numpy as np
+import optimistix as optx
 import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import asdex
+import asdex.optimistix as aox
 from asdex.lineax import (
     SparseLinearSolver,
     SparseMatrixOperator,
@@ -270,3 +272,36 @@ def test_products_in_bounded_batches_match(rng, monkeypatch):
     sol = solve(op, (jnp.asarray(b), jnp.zeros(matrix.shape[1])))
     expected = dense_damped(matrix, b, 1e-2)
     np.testing.assert_allclose(sol.value, expected, rtol=1e-9, atol=1e-11)
+
+
+def test_levenberg_marquardt_under_vmap_matches_each_solve(rng):
+    # A mildly nonlinear residual on a bundle-adjustment pattern, fitted to two
+    # data sets at once: SparseLevenbergMarquardt's default solver is SparseSchur.
+    matrix = bundle_matrix(rng, points=200)
+    coo = sp.coo_array(matrix)
+    rows, cols, vals = (jnp.asarray(a) for a in (coo.row, coo.col, coo.data))
+    m, n = matrix.shape
+
+    def residual(y, data):
+        x = y[cols]
+        return jax.ops.segment_sum(vals * (x + 0.1 * jnp.sin(x)), rows, m) - data
+
+    coloring = asdex.jacobian_coloring(
+        lambda y: residual(y, jnp.zeros(m)), jnp.zeros(n)
+    )
+    jac = asdex.SparseJacobianOperator(residual, jnp.zeros(n), jnp.zeros(m), coloring)
+    assert isinstance(
+        SparseLinearSolver().select_solver(damped_operator(jac, 1.0)), SparseSchur
+    )
+    solver = aox.SparseLevenbergMarquardt(1e-10, 1e-10, coloring=coloring)
+
+    def fit(data):
+        sol = optx.least_squares(residual, solver, jnp.zeros(n), data, throw=False)
+        return sol.value, sol.result
+
+    data = jnp.asarray(rng.normal(size=(2, m)))
+    values, results = jax.jit(jax.vmap(fit))(data)
+    for i in range(2):
+        value, result = jax.jit(fit)(data[i])
+        assert result == optx.RESULTS.successful
+        np.testing.assert_allclose(values[i], value, rtol=1e-7, atol=1e-9)
