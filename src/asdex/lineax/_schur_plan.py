@@ -11,8 +11,9 @@ once per pattern:
    camera's 9). Rows with one entry (the `√λ I` rows of a damped stack) couple no
    columns and are left out.
 2. Supervariables no larger than `max_block` that share no row are eliminated
-   together, picked as an independent set in their coupling graph: in rounds, each
-   candidate coupled to fewer columns than every remaining neighbour joins.
+   together, picked greedily as an independent set in their coupling graph, those
+   coupled to fewer entries first (numba, linear in the pairs of entries that
+   share a row: no Gram matrix is formed).
 3. What is left is the reduced system, in groups of identical columns (a
    camera's 9). Up to `max_reduced` unknowns it is assembled and factorised
    densely; beyond, only its nonzero group blocks are assembled, and it is
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -128,11 +130,6 @@ class SchurPlan:
     def coupled_size(self) -> int:
         return self.block_reduced.shape[1]
 
-    @property
-    def eliminated_fraction(self) -> float:
-        n = self.shape[1]
-        return 1.0 - self.reduced_size / n if n else 0.0
-
 
 def _outer_sum_plan(idx: np.ndarray, r: int, locate) -> OuterSumPlan | None:
     """Batch the rows by their indices, with the cheapest batch size; `None` for
@@ -190,52 +187,87 @@ def _supervariables(
     rows: np.ndarray, cols: np.ndarray, m: int, n: int
 ) -> tuple[np.ndarray, int]:
     """Group columns with identical row sets: the group of each column."""
-    # Two random 62-bit sums of a column's rows, and its count, identify the set
-    # (a collision would only merge two blocks into one dense block: no error).
+    # Two random sums of a column's rows, and its count, identify the set. The
+    # sums run in row order, so identical sets give identical bits. A collision
+    # (all but impossible) is caught by the plan's check that no row touches two
+    # eliminated blocks.
     rng = np.random.default_rng(0)
-    w1 = rng.integers(1, 2**62, m, dtype=np.uint64)
-    w2 = rng.integers(1, 2**62, m, dtype=np.uint64)
-    h1 = np.zeros(n, np.uint64)
-    h2 = np.zeros(n, np.uint64)
-    np.add.at(h1, cols, w1[rows])
-    np.add.at(h2, cols, w2[rows])
-    count = np.bincount(cols, minlength=n).astype(np.uint64)
+    h1 = np.bincount(cols, rng.random(m)[rows], minlength=n)
+    h2 = np.bincount(cols, rng.random(m)[rows], minlength=n)
+    count = np.bincount(cols, minlength=n).astype(np.float64)
     # Columns in no coupling row stay alone: they share no row with anything.
     lonely = count == 0
-    h1[lonely] = np.arange(n, dtype=np.uint64)[lonely]
-    keys = np.stack([count, h1, h2], axis=1)
-    _, group = np.unique(keys, axis=0, return_inverse=True)
-    group = group.ravel()
+    h1[lonely] = np.arange(n)[lonely]
+    # Number the distinct (count, h1, h2) in sorted order: a lexsort and a scan
+    # (`np.unique(axis=0)` sorts rows as records, several times slower).
+    order = np.lexsort((h2, h1, count))
+    same = np.ones(n, bool)
+    for key in (count, h1, h2):
+        ranked = key[order]
+        same[1:] &= ranked[1:] == ranked[:-1]
+    same[:1] = False
+    group = np.empty(n, np.int64)
+    group[order] = np.cumsum(~same) - 1
     return group, int(group.max(initial=-1)) + 1
 
 
-def _independent_blocks(
-    coupling: sp.csr_array, sizes: np.ndarray, max_block: int
-) -> np.ndarray:
-    """An independent set of supervariables of at most `max_block` columns."""
-    s = sizes.size
-    adjacency = coupling.copy()
-    adjacency.setdiag(0)
-    adjacency.eliminate_zeros()
-    adjacency.data[:] = 1
-    degree = adjacency @ sizes + sizes
-    # Unique ranks: fewer coupled columns first, then by index.
-    rank = np.empty(s, np.int64)
-    rank[np.lexsort((np.arange(s), degree))] = np.arange(s)
-    indptr, indices = adjacency.indptr, adjacency.indices
-    chosen = np.zeros(s, bool)
-    active = sizes <= max_block
-    inf = np.iinfo(np.int64).max
-    while active.any():
-        neighbour_rank = np.where(active[indices], rank[indices], inf)
-        lowest = np.full(s, inf)
-        nonempty = np.diff(indptr) > 0
-        lowest[nonempty] = np.minimum.reduceat(neighbour_rank, indptr[:-1][nonempty])
-        joining = active & (rank < lowest)
-        chosen |= joining
-        blocked = (adjacency @ joining.astype(np.int64)) > 0
-        active &= ~joining & ~blocked
+@numba.njit(cache=True)
+def _greedy_blocks(order, first_col, col_ptr, col_rows, row_ptr, row_cols, group, ok):
+    """Visit the groups in `order`; each joins unless a row of its shares a
+    column with a group that joined before. Linear in the pairs of entries that
+    share a row."""
+    chosen = np.zeros(ok.size, np.bool_)
+    for g in order:
+        if not ok[g]:
+            continue
+        c = first_col[g]
+        free = True
+        for p in range(col_ptr[c], col_ptr[c + 1]):
+            i = col_rows[p]
+            for q in range(row_ptr[i], row_ptr[i + 1]):
+                h = group[row_cols[q]]
+                if h != g and chosen[h]:
+                    free = False
+                    break
+            if not free:
+                break
+        chosen[g] = free
     return chosen
+
+
+def _independent_blocks(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    m: int,
+    group: np.ndarray,
+    sizes: np.ndarray,
+    max_block: int,
+) -> np.ndarray:
+    """An independent set of supervariables of at most `max_block` columns, for
+    the coupling rows `(rows, cols)` (sorted by row): greedily, groups coupled
+    to fewer entries first (points before cameras), ties in a fixed random
+    order."""
+    n = group.size
+    row_len = np.bincount(rows, minlength=m)
+    coupled = np.bincount(cols, row_len[rows] - 1, minlength=n)
+    first_col = np.zeros(sizes.size, np.int64)
+    first_col[group[::-1]] = np.arange(n)[::-1]
+    degree = coupled[first_col] * sizes
+    tie = np.random.default_rng(0).permutation(sizes.size)
+    order = np.lexsort((tie, degree))
+    # The rows of each column: scipy's counting sort into column order.
+    by_col = sp.csc_array((np.ones(rows.size, bool), (rows, cols)), shape=(m, n))
+    row_ptr = np.concatenate([[0], np.cumsum(row_len)])
+    return _greedy_blocks(
+        order,
+        first_col,
+        by_col.indptr,
+        by_col.indices,
+        row_ptr,
+        cols,
+        group,
+        sizes <= max_block,
+    )
 
 
 def _pad_rows(row: np.ndarray, value: np.ndarray, m: int, fill) -> np.ndarray:
@@ -357,6 +389,23 @@ def _reduced_groups(
 
 
 @cached(maxsize=8)
+def elimination(
+    pattern: SparsityPattern, max_block: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 1 and 2 alone: each column's supervariable, and which columns are
+    eliminated. Cheaper than the whole plan, for deciding whether it pays."""
+    m, n = pattern.shape
+    rows = np.asarray(pattern.rows, np.int64)
+    cols = np.asarray(pattern.cols, np.int64)
+    couples = np.bincount(rows, minlength=m)[rows] >= 2
+    rows, cols = rows[couples], cols[couples]
+    group, groups = _supervariables(rows, cols, m, n)
+    sizes = np.bincount(group, minlength=groups)
+    eliminated = _independent_blocks(rows, cols, m, group, sizes, max_block)
+    return group, eliminated[group]
+
+
+@cached(maxsize=8)
 def schur_plan(pattern: SparsityPattern, max_block: int, max_reduced: int) -> SchurPlan:
     """The block elimination of `pattern`'s Gram matrix; its reduced system is
     dense when it has at most `max_reduced` unknowns, and sparse otherwise."""
@@ -364,17 +413,8 @@ def schur_plan(pattern: SparsityPattern, max_block: int, max_reduced: int) -> Sc
     rows = np.asarray(pattern.rows, np.int64)
     cols = np.asarray(pattern.cols, np.int64)
     nnz = rows.size
-    couples = np.bincount(rows, minlength=m)[rows] >= 2
-    group, groups = _supervariables(rows[couples], cols[couples], m, n)
-    sizes = np.bincount(group, minlength=groups)
-    incidence = sp.csr_array(
-        (np.ones(int(couples.sum()), np.int64), (rows[couples], group[cols[couples]])),
-        shape=(m, groups),
-    )
-    incidence.data[:] = 1
-    coupling = sp.csr_array(incidence.T @ incidence)
-    eliminated = _independent_blocks(coupling, sizes, max_block)
-    col_eliminated = eliminated[group]
+    group, col_eliminated = elimination(pattern, max_block)
+    groups = int(group.max(initial=-1)) + 1
     cols_left = np.flatnonzero(~col_eliminated)
 
     # The reduced unknowns: s slots per group, padded; padding is unknown r's.

@@ -10,20 +10,21 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import lineax as lx
+import numpy as np
 from jaxtyping import Array, PyTree
 
 from ..._colored import ColoredPattern, DenseColoringWarning, refuse_local
 from .._banded import band_widths
 from .._operator import SparseMatrixOperator
 from .._pattern_data import pattern_data
-from .._schur_plan import schur_plan
+from .._schur_plan import elimination
 from .._sparsify import sparsify
 from .._sparsify_matrix_free import given_coloring, is_damped_stack
 from .amg import SparseAMG
 from .cholesky import SparseCholesky
 from .lu import SparseLU
 from .normal import SparseNormalEquations
-from .schur import MAX_BLOCK, MAX_REDUCED, SparseSchur
+from .schur import MAX_BLOCK, SparseSchur
 
 # The state records the choice, and the solver is rebuilt from it. The choice is a
 # static field of a module, not a bare string: Optimistix's `Chord` keeps the state
@@ -67,20 +68,22 @@ AMG_MIN_SIZE = 20_000
 # fraction of their unknowns to block elimination are solved by `SparseSchur`
 # instead of a sparse factorisation of the whole normal equations on the host.
 # One damped Gauss–Newton system of bundle adjustment, in `jit`, float64, 2-core
-# CPU (`benchmarks/bundle_adjustment.py`): 50 cameras, 10,000 points, 40,000
-# observations (30,450 unknowns, 450 left, S dense, all in JAX): 0.12 against
-# 0.40 s; 1,000 cameras, 100,000 points, 10⁶ observations (309,000 unknowns,
-# 9,000 left, S sparse and factorised on the host): 7.0 against 28 s.
+# CPU: 50 cameras, 10,000 points, 40,000 observations (30,450 unknowns, 450
+# left, S dense, all in JAX): 0.098 against 0.19 s (`benchmarks/run.py
+# --sections bundle`); 1,000 cameras, 100,000 points, 10⁶ observations (309,000
+# unknowns, 9,000 left, S sparse and factorised on the host): 7.0 against 28 s
+# (separate runs).
 SCHUR_MIN_ELIMINATED = 0.9
 
 
 def _suits_schur(sparse: SparseMatrixOperator) -> bool:
-    """Real, tall, and nearly all of it eliminated in small blocks."""
+    """Real, tall, and nearly all of it eliminated in small blocks. (Only the
+    elimination is worked out here; the rest of the plan only if it pays.)"""
     m, n = sparse.pattern.shape
     if m < n or not jnp.issubdtype(sparse.values.dtype, jnp.floating):
         return False
-    plan = schur_plan(sparse.pattern, MAX_BLOCK, MAX_REDUCED)
-    return plan.eliminated_fraction >= SCHUR_MIN_ELIMINATED
+    _, eliminated = elimination(sparse.pattern, MAX_BLOCK)
+    return np.mean(eliminated) >= SCHUR_MIN_ELIMINATED
 
 
 def _dense_choice(operator: lx.AbstractLinearOperator) -> str:
