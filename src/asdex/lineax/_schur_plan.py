@@ -106,7 +106,6 @@ class SchurPlan:
     block_reduced: np.ndarray  # (nb, c) reduced unknowns coupled to each block
     reduced_cols: np.ndarray  # (r,) columns of the reduced unknowns, or n
     group_size: int  # s
-    num_groups: int  # ng
     s_blocks: int  # S's s × s blocks in the buffer: ng² (dense S), or the sparse ones
     padding: np.ndarray  # flat places of the padded unknowns' diagonal entries
     gram_sum: OuterSumPlan | None  # U = Σ rows' reduced entries' outer products
@@ -125,6 +124,10 @@ class SchurPlan:
     @property
     def reduced_size(self) -> int:
         return self.reduced_cols.size
+
+    @property
+    def num_groups(self) -> int:
+        return self.reduced_size // self.group_size
 
     @property
     def coupled_size(self) -> int:
@@ -553,7 +556,6 @@ def schur_plan(pattern: SparsityPattern, max_block: int, max_reduced: int) -> Sc
         block_reduced=small(block_reduced),
         reduced_cols=small(reduced_cols),
         group_size=s,
-        num_groups=ng,
         s_blocks=blocks,
         padding=small(locate(padding, padding)),
         gram_sum=small_fields(_outer_sum_plan(r_col, r, locate)),
