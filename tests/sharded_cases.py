@@ -23,6 +23,7 @@ import optimistix as optx  # noqa: E402
 from jax.sharding import AxisType, NamedSharding, PartitionSpec  # noqa: E402
 
 import asdex  # noqa: E402
+import jitted  # noqa: E402
 from asdex.lineax._sparsify_matrix_free import (  # noqa: E402
     given_coloring,
     sparsify_linear_map,
@@ -68,7 +69,7 @@ def jacobian_formats():
     coloring = asdex.jacobian_coloring(chain, X).shard(AUTO)
     assert coloring.sharding is not None and coloring.sharding.size == 4
     assert "over 4 devices" in repr(coloring)
-    dense = jax.jacfwd(chain)(X)
+    dense = jitted.jacfwd(chain)(X)
     for fmt in ("bcoo", "dense", "scipy_csr"):
         jac = asdex.jacobian_from_coloring(chain, coloring, output_format=fmt)
         out = jac(X)
@@ -78,7 +79,7 @@ def jacobian_formats():
 
 @case
 def jacobian_modes():
-    dense = jax.jacfwd(chain)(X)
+    dense = jitted.jacfwd(chain)(X)
     for mode in ("fwd", "rev", "bidirectional"):
         coloring = asdex.jacobian_coloring(chain, X, mode=mode).shard(AUTO)
         close(asdex.jacobian_from_coloring(chain, coloring)(X).todense(), dense)
@@ -86,7 +87,7 @@ def jacobian_modes():
 
 @case
 def hessian_modes():
-    dense = jax.hessian(energy)(X)
+    dense = jitted.hessian(energy)(X)
     for mode in ("star", "acyclic"):
         coloring = asdex.hessian_coloring(energy, X, mode=mode).shard(AUTO)
         hess = asdex.hessian_from_coloring(energy, coloring, output_format="dense")
@@ -158,7 +159,7 @@ def transformations():
 
 @case
 def meshes():
-    dense = jax.jacfwd(chain)(X)
+    dense = jitted.jacfwd(chain)(X)
     colorings = [
         asdex.jacobian_coloring(chain, X).shard(EXPLICIT),
         asdex.jacobian_coloring(chain, X).shard(GRID),
@@ -179,7 +180,7 @@ def complex_holomorphic():
     z = jax.lax.complex(X[:12], X[12:24])
     coloring = asdex.jacobian_coloring(f, z, holomorphic=True).shard(AUTO)
     jac = asdex.jacobian_from_coloring(f, coloring, z, holomorphic=True)
-    close(jac(z).todense(), jax.jacfwd(f, holomorphic=True)(z))
+    close(jac(z).todense(), jitted.jacfwd(f, holomorphic=True)(z))
 
 
 @case
@@ -189,7 +190,7 @@ def float32():
     jac = asdex.jacobian_from_coloring(chain, coloring, x, output_format="dense")
     out = jac(x)
     assert out.dtype == jnp.float32
-    close(out, jax.jacfwd(chain)(x), 1e-5)
+    close(out, jitted.jacfwd(chain)(x), 1e-5)
 
 
 def bratu(y, args):
@@ -202,7 +203,7 @@ def operators():
     args = jnp.float64(0.5)
     coloring = asdex.jacobian_coloring(lambda y: bratu(y, args), X).shard(AUTO)
     op = asdex.SparseJacobianOperator(bratu, X, args, coloring=coloring)
-    dense = jax.jacfwd(bratu)(X, args)
+    dense = jitted.jacfwd(bratu)(X, args)
     close(op.as_matrix(), dense)
     b = jnp.cos(X)
 
@@ -217,7 +218,7 @@ def operators():
 
     hcoloring = asdex.hessian_coloring(lambda y: e(y, args), X).shard(AUTO)
     hop = asdex.SparseHessianOperator(e, X, args, coloring=hcoloring)
-    close(hop.as_matrix(), jax.hessian(e)(X, args), 1e-10)
+    close(hop.as_matrix(), jitted.hessian(e)(X, args), 1e-10)
 
 
 @case
@@ -302,7 +303,7 @@ def sharded_batches():
     )
     jac = asdex.jacobian(chain, X, output_format="dense")
     out = jax.jit(jax.vmap(jac))(batch)
-    close(out, jax.vmap(jax.jacfwd(chain))(batch))
+    close(out, jax.vmap(jitted.jacfwd(chain))(batch))
     assert devices_of(out) == 4, out.sharding
     args = jax.device_put(
         jnp.linspace(0.1, 0.8, 8), NamedSharding(AUTO, PartitionSpec("d"))

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import asdex
+import jitted
 from helpers import as_matrix
 
 FORMATS = ["bcoo", "dense", "scipy_csr", "scipy_csc", "scipy_coo"]
@@ -57,9 +58,9 @@ def _mode_format_pairs():
 @pytest.mark.parametrize("mode, fmt", _mode_format_pairs())
 def test_holomorphic_every_mode_and_format(mode, fmt):
     z = _z()
-    expected = jax.jacfwd(holomorphic, holomorphic=True)(z)
+    expected = jitted.jacfwd(holomorphic, holomorphic=True)(z)
     np.testing.assert_allclose(
-        jax.jacrev(holomorphic, holomorphic=True)(z), expected, rtol=1e-12
+        jitted.jacrev(holomorphic, holomorphic=True)(z), expected, rtol=1e-12
     )
     jac_fn = asdex.value_and_jacobian(
         holomorphic, z, mode=mode, output_format=fmt, holomorphic=True
@@ -78,7 +79,7 @@ def test_holomorphic_every_mode_and_format(mode, fmt):
 
 def test_holomorphic_reuse_and_complex64():
     z = _z()
-    expected = jax.jacfwd(holomorphic, holomorphic=True)(z)
+    expected = jitted.jacfwd(holomorphic, holomorphic=True)(z)
     for mode in ("fwd", "rev"):
         coloring = asdex.jacobian_coloring(holomorphic, z, mode=mode, holomorphic=True)
         jac_fn = asdex.jacobian_from_coloring(
@@ -108,7 +109,7 @@ def test_holomorphic_pytree():
 
     for mode in ("fwd", "rev"):
         J = asdex.jacobian(f, y, mode=mode, output_format="dense", holomorphic=True)(y)
-        expected = jax.jacfwd(f, holomorphic=True)(y)
+        expected = jitted.jacfwd(f, holomorphic=True)(y)
         for out in ("a", "b"):
             for inp in ("u", "v"):
                 np.testing.assert_allclose(J[out][inp], expected[out][inp], rtol=1e-12)
@@ -122,12 +123,12 @@ def test_holomorphic_promise_as_jax_reads_it():
     rev = asdex.jacobian(not_holomorphic, z, mode="rev", holomorphic=True)
     np.testing.assert_allclose(
         as_matrix(fwd(z), (5, 5)),
-        jax.jacfwd(not_holomorphic, holomorphic=True)(z),
+        jitted.jacfwd(not_holomorphic, holomorphic=True)(z),
         rtol=1e-12,
     )
     np.testing.assert_allclose(
         as_matrix(rev(z), (5, 5)),
-        jax.jacrev(not_holomorphic, holomorphic=True)(z),
+        jitted.jacrev(not_holomorphic, holomorphic=True)(z),
         rtol=1e-12,
     )
 
@@ -159,10 +160,10 @@ def test_real_inputs_complex_outputs_are_forward():
         return jnp.array([jnp.sum(x) * (1 + 2j)])
 
     J = asdex.jacobian(f, x, output_format="dense")(x)
-    np.testing.assert_allclose(J, jax.jacfwd(f)(x))
+    np.testing.assert_allclose(J, jitted.jacfwd(f)(x))
     np.testing.assert_allclose(J, [[1 + 2j] * 3])
     x = jnp.linspace(0.5, 2.0, 30)
-    expected = jax.jacfwd(real_to_complex)(x)
+    expected = jitted.jacfwd(real_to_complex)(x)
     jac_fn = asdex.jacobian(real_to_complex, x)
     # Without the complex outputs the heuristic would pick VJPs (a dense row).
     assert jac_fn.coloring.mode == "fwd"
@@ -194,7 +195,7 @@ def complex_to_real(z):
 
 def test_complex_inputs_real_outputs_are_reverse():
     z = _z(6)
-    expected = jax.jacrev(complex_to_real)(z)
+    expected = jitted.jacrev(complex_to_real)(z)
     J = asdex.jacobian(complex_to_real, z, output_format="dense")(z)
     assert jnp.iscomplexobj(J)
     np.testing.assert_allclose(J, expected, rtol=1e-12)
@@ -258,7 +259,7 @@ def test_operators_follow_lineax():
     materialises with `holomorphic=True`); the sparse operators do the same, and
     real `y` with complex outputs uses JVPs."""
     z = _z()
-    expected = jax.jacfwd(holomorphic, holomorphic=True)(z)
+    expected = jitted.jacfwd(holomorphic, holomorphic=True)(z)
     op = asdex.SparseJacobianOperator(lambda y, _: holomorphic(y), z)
     np.testing.assert_allclose(op.as_matrix(), expected, rtol=1e-12)
     dense = lx.materialise(lx.JacobianLinearOperator(lambda y, _: holomorphic(y), z))
@@ -267,10 +268,10 @@ def test_operators_follow_lineax():
     fn = lambda y, _: real_to_complex(y)  # noqa: E731
     op = asdex.SparseJacobianOperator(fn, x)
     assert op.coloring.mode == "fwd"
-    np.testing.assert_allclose(op.as_matrix(), jax.jacfwd(real_to_complex)(x))
+    np.testing.assert_allclose(op.as_matrix(), jitted.jacfwd(real_to_complex)(x))
     sparse_fn = asdex.SparseFunction(fn, x)
     np.testing.assert_allclose(
-        sparse_fn.jacobian_operator(x).as_matrix(), jax.jacfwd(real_to_complex)(x)
+        sparse_fn.jacobian_operator(x).as_matrix(), jitted.jacfwd(real_to_complex)(x)
     )
     rows = asdex.jacobian_coloring(lambda y, _: fn(y, _).real, x, None, mode="rev")
     with pytest.raises(TypeError, match="coloring for VJPs"):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import asdex
+import jitted
 from asdex.ad import _compressed, _cpu
 
 
@@ -106,7 +107,7 @@ def test_python_calls_keep_computed_seeds(monkeypatch):
 
 
 def test_above_the_size_limit_and_with_chunks(monkeypatch):
-    expected = np.asarray(jax.jacfwd(_stencil)(X))
+    expected = np.asarray(jitted.jacfwd(_stencil)(X))
     monkeypatch.setattr(_cpu, "MAX_CONSTANT_SEEDS", 0)
     derivative = asdex.jacobian(_stencil, X, output_format="dense")
     np.testing.assert_allclose(jax.jit(lambda v: derivative(v))(X), expected)
@@ -119,13 +120,13 @@ def test_float32_and_complex():
     x32 = X.astype(jnp.float32)
     derivative = asdex.jacobian(_stencil, x32, output_format="dense")
     np.testing.assert_allclose(
-        jax.jit(lambda v: derivative(v))(x32), jax.jacfwd(_stencil)(x32), rtol=1e-5
+        jax.jit(lambda v: derivative(v))(x32), jitted.jacfwd(_stencil)(x32), rtol=1e-5
     )
     z = X + 1j * X[::-1]
     holo = asdex.jacobian(_stencil, z, output_format="dense", holomorphic=True)
     np.testing.assert_allclose(
         jax.jit(lambda v: holo(v))(z),
-        jax.jacfwd(_stencil, holomorphic=True)(z),
+        jitted.jacfwd(_stencil, holomorphic=True)(z),
         rtol=1e-12,
     )
 
@@ -145,7 +146,7 @@ def test_strict_dtype_promotion():
     with jax.numpy_dtype_promotion("strict"):
         got = jax.jit(lambda v: derivative(v).todense())(X.astype(jnp.float32))
     np.testing.assert_allclose(
-        got, jax.hessian(_energy)(X.astype(jnp.float32)), rtol=1e-4
+        got, jitted.hessian(_energy)(X.astype(jnp.float32)), rtol=1e-4
     )
 
 
@@ -176,7 +177,7 @@ def test_hessian_operator_shares_the_engine(mode, monkeypatch):
         return asdex.SparseHessianOperator(fn, x, None, coloring=coloring).as_matrix()
 
     np.testing.assert_allclose(
-        jax.jit(dense)(X), jax.hessian(_energy)(X), rtol=1e-10, atol=1e-12
+        jax.jit(dense)(X), jitted.hessian(_energy)(X), rtol=1e-10, atol=1e-12
     )
     assert used and all(used)
 
@@ -192,7 +193,9 @@ def test_solver_operators_have_a_lower_limit(monkeypatch):
     def dense(x):
         return asdex.SparseJacobianOperator(fn, x, None, coloring=coloring).as_matrix()
 
-    np.testing.assert_allclose(jax.jit(dense)(X), jax.jacfwd(_stencil)(X), rtol=1e-12)
+    np.testing.assert_allclose(
+        jax.jit(dense)(X), jitted.jacfwd(_stencil)(X), rtol=1e-12
+    )
     assert used and not any(used)
     used.clear()
     jax.jit(lambda v: asdex.jacobian(_stencil, X)(v).data)(X)

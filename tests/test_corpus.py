@@ -44,6 +44,7 @@ from jax.flatten_util import ravel_pytree
 import asdex
 import asdex.optimistix as aox
 import corpus
+import jitted
 
 # ---------------------------------------------------------------- solvers
 
@@ -304,8 +305,8 @@ def implicit_gradient(problem: corpus.Problem, y):
     def flat_condition(yf, af):
         return ravel_pytree(condition(unravel_y(yf), unravel_a(af)))[0]
 
-    f_y = np.asarray(jax.jacrev(flat_condition, 0)(y_flat, a_flat))
-    f_a = np.asarray(jax.jacrev(flat_condition, 1)(y_flat, a_flat))
+    f_y = np.asarray(jitted.jacrev(flat_condition, 0)(y_flat, a_flat))
+    f_a = np.asarray(jitted.jacrev(flat_condition, 1)(y_flat, a_flat))
     t_y = np.asarray(jax.grad(lambda yf: problem.target(unravel_y(yf)))(y_flat))
     w = np.linalg.lstsq(f_y.T, t_y, rcond=1e-10)[0]
     gradient = unravel_a(jnp.asarray(-(w @ f_a)))

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from jax.experimental import sparse as jsparse
 
 import asdex
+import jitted
 from asdex.ad import _cpu, _sparse_derivative
 
 jax.config.update("jax_enable_x64", True)
@@ -87,7 +88,7 @@ def test_jacobian_dispatched_matches(fn, mode, output_format, count_dispatch):
     assert coloring.num_jvps + coloring.num_vjps >= 5
     if fn is arrow_band:
         assert coloring.mode == "bidirectional"
-    expected = jax.jacfwd(fn)(x)
+    expected = jitted.jacfwd(fn)(x)
     J = jac_fn(x)
     assert len(count_dispatch) == 1
     np.testing.assert_allclose(_dense(J), expected, rtol=1e-12, atol=1e-12)
@@ -105,7 +106,7 @@ def test_jacobian_dispatched_matches(fn, mode, output_format, count_dispatch):
 def test_hessian_dispatched_matches(count_dispatch, monkeypatch):
     monkeypatch.setattr(asdex.SparseHessian, "dispatch_on_cpu", True)
     x = jnp.asarray(np.random.default_rng(1).standard_normal(30))
-    expected = jax.hessian(hess_band)(x)
+    expected = jitted.hessian(hess_band)(x)
     for mode in ("star", "acyclic"):
         hess_fn = asdex.value_and_hessian(hess_band, x, mode=mode)
         assert hess_fn.coloring.num_colors >= 5
@@ -134,7 +135,7 @@ def test_pytrees_aux_and_value(count_dispatch):
     expected_out, expected_aux = f(params, 2.0)
     np.testing.assert_allclose(out["y"], expected_out["y"])
     np.testing.assert_allclose(aux["norm"], expected_aux["norm"])
-    dense = jax.jacfwd(lambda p: f(p, 2.0)[0])(params)
+    dense = jitted.jacfwd(lambda p: f(p, 2.0)[0])(params)
     for o in ("y", "z"):
         for i in ("a", "b"):
             np.testing.assert_allclose(
@@ -161,7 +162,7 @@ def test_f_runs_once_per_call(count_dispatch):
     value_fn(2 * x)
     jax.effects_barrier()
     assert len(runs) == 2 and len(traces) == 1  # no retrace
-    np.testing.assert_allclose(J.todense(), jax.jacfwd(wide_band)(x), rtol=1e-12)
+    np.testing.assert_allclose(J.todense(), jitted.jacfwd(wide_band)(x), rtol=1e-12)
 
 
 def test_few_products_and_traced_calls_keep_one_program(count_dispatch):
@@ -201,6 +202,6 @@ def test_bcoo_by_slot_matches(count_dispatch):
     assert jac_fn.format.by_slot and jac_fn.coloring.num_jvps >= 5
     J = jac_fn(x)
     assert len(count_dispatch) == 1 and not J.indices_sorted
-    expected = jax.jacfwd(stencil)(x)
+    expected = jitted.jacfwd(stencil)(x)
     np.testing.assert_allclose(J.todense(), expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(_jitted(jac_fn, x).todense(), expected, rtol=1e-12)

@@ -11,6 +11,7 @@ from jax.flatten_util import ravel_pytree
 
 import asdex
 import asdex.optimistix as aox
+import jitted
 from asdex._function import SparseFunction
 from asdex.lineax import SparseHessianOperator, SparseJacobianOperator
 
@@ -46,7 +47,7 @@ def energy(y, args):
 
 def dense_jacobian(fn, y, args):
     flat, unravel = ravel_pytree(y)
-    return jax.jacfwd(lambda v: ravel_pytree(fn(unravel(v), args))[0])(flat)
+    return jitted.jacfwd(lambda v: ravel_pytree(fn(unravel(v), args))[0])(flat)
 
 
 def test_operators_at_any_point():
@@ -76,7 +77,7 @@ def test_operators_at_any_point():
     )
     np.testing.assert_allclose(
         fe.hessian_operator(y, 0.2).as_matrix(),
-        jax.hessian(lambda v: energy(unravel(v), 0.2))(flat),
+        jitted.hessian(lambda v: energy(unravel(v), 0.2))(flat),
         atol=1e-12,
     )
 
@@ -145,7 +146,7 @@ def test_module_valued_function_and_save_load(tmp_path):
     y = jnp.linspace(-1.0, 1.0, 8)
     np.testing.assert_allclose(
         loaded.jacobian_operator(y, jnp.ones(8)).as_matrix(),
-        jax.jacfwd(lambda v: model(v, jnp.ones(8)))(y),
+        jitted.jacfwd(lambda v: model(v, jnp.ones(8)))(y),
         atol=1e-12,
     )
     # A Hessian coloring (star) round-trips too, and a reverse-mode one.

@@ -11,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 import asdex
+import jitted
 from helpers import (
     HESSIAN_CASES,
     as_matrix,
@@ -60,7 +61,7 @@ def test_tridiagonal_takes_three_star_colors_by_default_two_acyclic():
     hess_fn = asdex.hessian(rosenbrock, x)
     assert repr(hess_fn) == repr(default)
     np.testing.assert_allclose(
-        hess_fn(x).todense(), jax.hessian(rosenbrock)(x), rtol=1e-12
+        hess_fn(x).todense(), jitted.hessian(rosenbrock)(x), rtol=1e-12
     )
 
 
@@ -73,7 +74,7 @@ def test_output_formats(output_format, mode):
     hess_fn = asdex.hessian(rosenbrock, x, mode=mode, output_format=output_format)
     H = hess_fn(x)
     np.testing.assert_allclose(
-        as_matrix(H, (12, 12)), jax.hessian(rosenbrock)(x), rtol=1e-12
+        as_matrix(H, (12, 12)), jitted.hessian(rosenbrock)(x), rtol=1e-12
     )
 
 
@@ -87,7 +88,7 @@ def test_chunk_size(chunk_size, mode):
     hess_fn = asdex.hessian(
         f, x, mode=mode, chunk_size=chunk_size, output_format="dense"
     )
-    np.testing.assert_allclose(hess_fn(x), jax.hessian(f)(x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(hess_fn(x), jitted.hessian(f)(x), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -102,7 +103,7 @@ def test_jit_vmap_grad_dtypes(mode, dtype):
     x = jnp.asarray(np.random.default_rng(4).uniform(-1, 1, 10), dtype)
     xs = jnp.stack([x, 0.5 * x])
     hess_fn = asdex.hessian(rosenbrock, x, mode=mode)
-    expected = jax.vmap(jax.hessian(rosenbrock))(xs)
+    expected = jax.vmap(jitted.hessian(rosenbrock))(xs)
     tol = dict(rtol=2e-5, atol=1e-3) if dtype == jnp.float32 else dict(rtol=1e-12)
     H = eqx.filter_jit(hess_fn)(x)
     assert H.dtype == dtype
@@ -115,7 +116,7 @@ def test_jit_vmap_grad_dtypes(mode, dtype):
     if dtype == jnp.float64:  # third derivatives through the substitution
         grad = jax.grad(lambda x: hess_fn(x).data.sum())(x)
         np.testing.assert_allclose(
-            grad, jax.grad(lambda x: jax.hessian(rosenbrock)(x).sum())(x), rtol=1e-10
+            grad, jax.grad(lambda x: jitted.hessian(rosenbrock)(x).sum())(x), rtol=1e-10
         )
 
 
@@ -139,7 +140,7 @@ def test_pytree_input_and_argnums():
             energy, p, q, weight, argnums=argnums, output_format=output_format
         )
         got = dense_tree(hess_fn(p, q, weight))
-        expected = jax.hessian(energy, argnums=argnums)(p, q, weight)
+        expected = jitted.hessian(energy, argnums=argnums)(p, q, weight)
         assert jtu.tree_structure(got) == jtu.tree_structure(expected)
         for g, e in zip(jtu.tree_leaves(got), jtu.tree_leaves(expected), strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
@@ -156,14 +157,14 @@ def test_value_and_hessian_has_aux_and_single_evaluation():
     hess_fn = asdex.hessian(f, x, has_aux=True)
     H, aux = hess_fn(x)
     np.testing.assert_allclose(aux["first"], x[0])
-    np.testing.assert_allclose(H.todense(), jax.hessian(rosenbrock)(x), rtol=1e-12)
+    np.testing.assert_allclose(H.todense(), jitted.hessian(rosenbrock)(x), rtol=1e-12)
     value_fn = asdex.value_and_hessian(f, x, has_aux=True, output_format="dense")
     runs.clear()
     (value, aux), H = value_fn(x)
     jax.effects_barrier()
     assert len(runs) == 1
     np.testing.assert_allclose(value, rosenbrock(x))
-    np.testing.assert_allclose(H, jax.hessian(rosenbrock)(x), rtol=1e-12)
+    np.testing.assert_allclose(H, jitted.hessian(rosenbrock)(x), rtol=1e-12)
     plain_fn = asdex.value_and_hessian(rosenbrock, x)
     value, H = plain_fn(x)
     np.testing.assert_allclose(value, rosenbrock(x))
@@ -171,7 +172,7 @@ def test_value_and_hessian_has_aux_and_single_evaluation():
 
 def test_from_coloring_and_from_pattern():
     x = jnp.asarray(np.random.default_rng(7).standard_normal(20))
-    expected = jax.hessian(rosenbrock)(x)
+    expected = jitted.hessian(rosenbrock)(x)
     coloring = asdex.hessian_coloring(rosenbrock, input_shape=20)
     lower = sp.tril(coloring.pattern.to_scipy("csr"))  # a triangle is enough
     for hess_fn in (
@@ -193,7 +194,7 @@ def test_dense_hessian_warns():
         hess_fn = asdex.hessian(lambda x: jnp.sum(x) ** 3, input_shape=4)
     x = jnp.arange(1.0, 5.0)
     np.testing.assert_allclose(
-        hess_fn(x).todense(), jax.hessian(lambda x: jnp.sum(x) ** 3)(x)
+        hess_fn(x).todense(), jitted.hessian(lambda x: jnp.sum(x) ** 3)(x)
     )
 
 

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from jax.experimental import sparse as jsparse
 
 import asdex
+import jitted
 from helpers import (
     JACOBIAN_CASES,
     as_matrix,
@@ -84,7 +85,7 @@ def test_seed_example_prints_the_seed_header():
         for line in lines:
             assert line.strip() in text
     x = jnp.linspace(0.0, 1.0, 50)
-    np.testing.assert_allclose(as_matrix(jac_fn(x), (49, 50)), jax.jacfwd(diff)(x))
+    np.testing.assert_allclose(as_matrix(jac_fn(x), (49, 50)), jitted.jacfwd(diff)(x))
 
 
 def test_colored_pattern_properties():
@@ -129,7 +130,7 @@ def test_arrowhead_bidirectional():
     )
     assert " → " in repr(coloring) and " + " in repr(coloring)
     jac_fn = asdex.jacobian(arrow, x, mode="bidirectional")
-    np.testing.assert_allclose(as_matrix(jac_fn(x), (8, 8)), jax.jacfwd(arrow)(x))
+    np.testing.assert_allclose(as_matrix(jac_fn(x), (8, 8)), jitted.jacfwd(arrow)(x))
 
 
 # ---------------------------------------------------------------------------- the zoo
@@ -180,7 +181,7 @@ def test_output_formats_and_modes(output_format, mode):
         assert isinstance(J, jax.Array) and J.shape == (11, 12)
     else:
         assert isinstance(J, sp.sparray) and J.format == output_format[-3:]
-    np.testing.assert_allclose(as_matrix(J, (11, 12)), jax.jacrev(diff)(x))
+    np.testing.assert_allclose(as_matrix(J, (11, 12)), jitted.jacrev(diff)(x))
 
 
 @pytest.mark.parametrize("chunk_size", [1, 3])
@@ -194,7 +195,7 @@ def test_chunk_size(chunk_size, mode):
         f, x, mode=mode, chunk_size=chunk_size, output_format="dense"
     )
     assert jac_fn.coloring.num_colors >= 3
-    np.testing.assert_allclose(jac_fn(x), jax.jacfwd(f)(x), rtol=1e-12)
+    np.testing.assert_allclose(jac_fn(x), jitted.jacfwd(f)(x), rtol=1e-12)
 
 
 # ---------------------------------------------------------------------------- PyTrees
@@ -302,7 +303,7 @@ def test_jit_vmap_grad(mode):
     x = jnp.asarray(np.random.default_rng(4).standard_normal(10))
     xs = jnp.stack([x, 2 * x, -x])
     jac_fn = asdex.jacobian(diff, x, mode=mode)
-    expected = jax.vmap(jax.jacfwd(diff))(xs)
+    expected = jax.vmap(jitted.jacfwd(diff))(xs)
     np.testing.assert_allclose(eqx.filter_jit(jac_fn)(x).todense(), expected[0])
     if mode == "fwd":
         np.testing.assert_allclose(jax.jit(jac_fn)(x).todense(), expected[0])
@@ -316,7 +317,9 @@ def test_jit_vmap_grad(mode):
     np.testing.assert_allclose(jax.jit(jax.vmap(dense_fn))(xs), expected)
     # Differentiable: the derivative of sum(J) is that of sum(jacfwd).
     grad = jax.grad(lambda x: jac_fn(x).data.sum())(x)
-    np.testing.assert_allclose(grad, jax.grad(lambda x: jax.jacfwd(diff)(x).sum())(x))
+    np.testing.assert_allclose(
+        grad, jax.grad(lambda x: jitted.jacfwd(diff)(x).sum())(x)
+    )
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
@@ -326,7 +329,7 @@ def test_dtypes(dtype, mode):
     jac_fn = asdex.jacobian(lambda x: jnp.sin(x[1:]) * x[:-1], x, mode=mode)
     J = jac_fn(x)
     assert J.dtype == dtype
-    expected = jax.jacfwd(lambda x: jnp.sin(x[1:]) * x[:-1])(x)
+    expected = jitted.jacfwd(lambda x: jnp.sin(x[1:]) * x[:-1])(x)
     tol = 1e-6 if dtype == jnp.float32 else 1e-12
     np.testing.assert_allclose(J.todense(), expected, rtol=tol, atol=tol)
 
@@ -354,7 +357,7 @@ def test_value_and_jacobian_evaluates_f_once():
         return jnp.sin(x[1:]) * x[:-1]
 
     x = jnp.linspace(0.1, 1.0, 8)
-    expected_value, expected = f(x), jax.jacfwd(f)(x)
+    expected_value, expected = f(x), jitted.jacfwd(f)(x)
     for mode in MODES:
         value_fn = asdex.value_and_jacobian(f, x, mode=mode)
         runs.clear()
@@ -371,7 +374,7 @@ def test_value_and_jacobian_evaluates_f_once():
 
 def test_from_coloring_and_from_pattern():
     x = jnp.asarray(np.random.default_rng(6).standard_normal(30))
-    expected = jax.jacfwd(diff)(x)
+    expected = jitted.jacfwd(diff)(x)
     coloring = asdex.jacobian_coloring(diff, input_shape=30)
     for jac_fn in (
         asdex.jacobian_from_coloring(diff, coloring),
@@ -393,7 +396,7 @@ def test_saved_pattern_round_trip(tmp_path):
         diff, asdex.SparsityPattern.load(tmp_path / "p.npz")
     )
     x = jnp.arange(20.0)
-    np.testing.assert_allclose(jac_fn(x).todense(), jax.jacfwd(diff)(x))
+    np.testing.assert_allclose(jac_fn(x).todense(), jitted.jacfwd(diff)(x))
 
 
 def test_nonzeros_follow_the_pattern():
@@ -401,7 +404,9 @@ def test_nonzeros_follow_the_pattern():
     jac_fn = asdex.jacobian(diff, x)
     pattern = jac_fn.coloring.pattern
     values = jac_fn.nonzeros(x)
-    np.testing.assert_allclose(values, jax.jacfwd(diff)(x)[pattern.rows, pattern.cols])
+    np.testing.assert_allclose(
+        values, jitted.jacfwd(diff)(x)[pattern.rows, pattern.cols]
+    )
 
 
 def test_empty_and_constant_functions():
@@ -445,7 +450,7 @@ def test_dense_coloring_warns_once():
         warnings.simplefilter("error", asdex.DenseColoringWarning)
         jac_fn(jnp.arange(5.0))  # calls do not warn again
     np.testing.assert_allclose(
-        jac_fn(jnp.arange(5.0)).todense(), jax.jacfwd(dense)(jnp.arange(5.0))
+        jac_fn(jnp.arange(5.0)).todense(), jitted.jacfwd(dense)(jnp.arange(5.0))
     )
 
 

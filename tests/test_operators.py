@@ -20,6 +20,7 @@ from optimistix._solver.levenberg_marquardt import _Damped
 
 import asdex
 import asdex.optimistix as aox
+import jitted
 from asdex.lineax import (
     SparseHessianOperator,
     SparseJacobianOperator,
@@ -71,7 +72,9 @@ def convex(y, args):
 
 def flat_dense_jacobian(fn, y, args):
     flat, unravel = ravel_pytree(y)
-    return np.asarray(jax.jacfwd(lambda v: ravel_pytree(fn(unravel(v), args))[0])(flat))
+    return np.asarray(
+        jitted.jacfwd(lambda v: ravel_pytree(fn(unravel(v), args))[0])(flat)
+    )
 
 
 def flat(tree):
@@ -171,7 +174,7 @@ def test_singledispatch_functions():
 def test_hessian_operator_against_dense(rng):
     y = jnp.asarray(rng.normal(size=9))
     op = SparseHessianOperator(energy, y, 0.5)
-    dense = np.asarray(jax.hessian(energy)(y, 0.5))
+    dense = np.asarray(jitted.hessian(energy)(y, 0.5))
     np.testing.assert_allclose(op.as_matrix(), dense, atol=1e-12)
     assert op.coloring.mode == "star"  # the default: each entry direct
     assert lx.is_symmetric(op) and lx.is_tridiagonal(op)
@@ -187,7 +190,7 @@ def test_hessian_operator_against_dense(rng):
     tree = {"u": jnp.asarray(rng.normal(size=(3, 4))), "v": jnp.ones(3)}
     op = SparseHessianOperator(tree_energy, tree, 0.0)
     flat_y, unravel = ravel_pytree(tree)
-    dense = jax.hessian(lambda v: tree_energy(unravel(v), 0.0))(flat_y)
+    dense = jitted.hessian(lambda v: tree_energy(unravel(v), 0.0))(flat_y)
     np.testing.assert_allclose(op.as_matrix(), dense, atol=1e-12)
     assert op.in_structure() == jax.eval_shape(lambda: tree)
 
@@ -205,7 +208,7 @@ def test_solves_jit_vmap_grad(rng):
         return jnp.sum(lx.linear_solve(op, b, SparseLinearSolver()).value ** 2)
 
     def dense_loss(y):
-        h = jax.hessian(lambda v: convex(v.reshape(4, 4), 0.0))(y.reshape(-1))
+        h = jitted.hessian(lambda v: convex(v.reshape(4, 4), 0.0))(y.reshape(-1))
         return jnp.sum(jnp.linalg.solve(h, b.reshape(-1)) ** 2)
 
     np.testing.assert_allclose(jax.jit(sparse_loss)(y0), dense_loss(y0), rtol=1e-10)
@@ -336,7 +339,7 @@ def test_sparsify_symmetric_and_reverse(rng):
     sparse = sparsify(op)
     assert lx.is_symmetric(sparse) and sparse.pattern.is_symmetric()
     np.testing.assert_allclose(
-        sparse.as_matrix(), jax.hessian(energy)(y, 0.5), atol=1e-12
+        sparse.as_matrix(), jitted.hessian(energy)(y, 0.5), atol=1e-12
     )
 
     # Few dense columns, many rows: rows are colored (VJPs of the transpose).
@@ -344,7 +347,7 @@ def test_sparsify_symmetric_and_reverse(rng):
         return jnp.concatenate([v[:1] * v[1:] * 0 + v[:1] + v[1:2], v[2:] * 3.0])
 
     op = lx.FunctionLinearOperator(wide, jax.ShapeDtypeStruct((40,), jnp.float64))
-    dense = np.asarray(jax.jacfwd(wide)(jnp.ones(40)))
+    dense = np.asarray(jitted.jacfwd(wide)(jnp.ones(40)))
     np.testing.assert_allclose(sparsify(op).as_matrix(), dense)
 
 

@@ -14,6 +14,7 @@ import pytest
 
 import asdex
 import asdex.optax
+import jitted
 
 
 def rosenbrock(x):
@@ -45,7 +46,7 @@ def _flat(tree):
 def dense_newton(fun, params, damping, **kwargs):
     flat, unravel = jfu.ravel_pytree(params)
     f = lambda v: fun(unravel(v), **kwargs)
-    g, H = jax.grad(f)(flat), jax.hessian(f)(flat)
+    g, H = jax.grad(f)(flat), jitted.hessian(f)(flat)
     return -jnp.linalg.solve(H + damping * jnp.eye(flat.size), g)
 
 
@@ -53,7 +54,7 @@ def dense_newton(fun, params, damping, **kwargs):
 def dense_gauss_newton(residual_fn, params, damping, **kwargs):
     flat, unravel = jfu.ravel_pytree(params)
     r = lambda v: _flat(residual_fn(unravel(v), **kwargs))
-    J = jax.jacfwd(r)(flat)
+    J = jitted.jacfwd(r)(flat)
     return -jnp.linalg.solve(J.T @ J + damping * jnp.eye(flat.size), J.T @ r(flat))
 
 

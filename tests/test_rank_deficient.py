@@ -16,6 +16,7 @@ import pytest
 
 import asdex
 import asdex.optimistix as aox
+import jitted
 from asdex.lineax import SparseLU, SparseMatrixOperator, SparseNormalEquations, _superlu
 
 X = jnp.linspace(-1.0, 1.0, 20)
@@ -152,7 +153,7 @@ def _fit(solver, dtype=jnp.float64, **kwargs):
 
 def test_network_fit_dense_oracle_needs_svd():
     # The premise: the stock default fails on this fit, the SVD solve does not.
-    assert np.linalg.matrix_rank(jax.jacfwd(network)(network_p0(), (X, Y))) == 7
+    assert np.linalg.matrix_rank(jitted.jacfwd(network)(network_p0(), (X, Y))) == 7
     assert _fit(optx.GaussNewton(1e-8, 1e-8)).result != optx.RESULTS.successful
 
 
@@ -258,7 +259,7 @@ def test_unused_parameter(solver, residual):
     target = jnp.linspace(0.01, 0.2, n - 1)
     pattern = asdex.jacobian_sparsity(residual, jnp.ones(n), target)
     assert pattern.nnz < pattern.shape[0] * n / 4  # a sparse problem
-    jac = jax.jacfwd(residual)(jnp.full(n, 0.3), target)
+    jac = jitted.jacfwd(residual)(jnp.full(n, 0.3), target)
     assert not jnp.any(jac[:, 3])  # the zero column
     p0 = jnp.full(n, 0.3)
     sol = optx.least_squares(residual, solver, p0, target, max_steps=100, throw=False)

@@ -26,6 +26,7 @@ import asdex
 import asdex.ad._cpu as _cpu
 import asdex.lineax as alx
 import asdex.optimistix as aox
+import jitted
 
 PRECISIONS = ("float32", "float64", "float32_x64")
 
@@ -98,7 +99,7 @@ def test_detection(dtype):
 @pytest.mark.parametrize("precision, mode", rotated(["fwd", "rev", "bidirectional"]))
 def test_jacobian_every_format(dtype, mode):
     x = _point(dtype)
-    expected = jax.jacfwd(residual)(x)
+    expected = jitted.jacfwd(residual)(x)
     # One format per mode (the products are the same; formats differ after them).
     fmt = {"fwd": "bcoo", "rev": "scipy_csr", "bidirectional": "dense"}[mode]
     jac_fn = asdex.value_and_jacobian(residual, x, mode=mode, output_format=fmt)
@@ -121,7 +122,7 @@ def test_jacobian_pytrees_and_reuse(dtype):
     def f(y):
         return {"a": y["u"] * y["v"][:4], "b": jnp.sum(y["v"] ** 2)}
 
-    expected = jax.jacfwd(f)(y)
+    expected = jitted.jacfwd(f)(y)
     got = asdex.jacobian(f, y, output_format="dense")(y)
     for path in (("a", "u"), ("a", "v"), ("b", "v")):
         np.testing.assert_allclose(
@@ -130,11 +131,11 @@ def test_jacobian_pytrees_and_reuse(dtype):
     x = _point(dtype)
     coloring = asdex.jacobian_coloring(residual, x)
     J = asdex.jacobian_from_coloring(residual, coloring, x, output_format="dense")(x)
-    np.testing.assert_allclose(J, jax.jacfwd(residual)(x), rtol=_rtol(dtype))
+    np.testing.assert_allclose(J, jitted.jacfwd(residual)(x), rtol=_rtol(dtype))
     J = asdex.jacobian_from_pattern(
         residual, coloring.pattern, x, output_format="dense"
     )(x)
-    np.testing.assert_allclose(J, jax.jacfwd(residual)(x), rtol=_rtol(dtype))
+    np.testing.assert_allclose(J, jitted.jacfwd(residual)(x), rtol=_rtol(dtype))
 
 
 def test_mixed_precision_leaves():
@@ -151,7 +152,7 @@ def test_mixed_precision_leaves():
     def energy(y):
         return jnp.sum(y["a"] ** 4).astype(jnp.float64) + jnp.sum(y["b"] ** 3)
 
-    J_ref, H_ref = jax.jacfwd(f)(y), jax.hessian(energy)(y)
+    J_ref, H_ref = jitted.jacfwd(f)(y), jitted.hessian(energy)(y)
     with jax.numpy_dtype_promotion("strict"):
         J = asdex.jacobian(f, y, output_format="dense")(y)
         H = asdex.hessian(energy, y, output_format="dense")(y)
@@ -171,7 +172,7 @@ def test_jacobian_one_program_per_product(dtype, monkeypatch):
     x = _point(dtype)
     for mode in ("fwd", "rev"):
         J = asdex.jacobian(residual, x, mode=mode, output_format="dense")(x)
-        np.testing.assert_allclose(J, jax.jacfwd(residual)(x), rtol=_rtol(dtype))
+        np.testing.assert_allclose(J, jitted.jacfwd(residual)(x), rtol=_rtol(dtype))
 
 
 @pytest.mark.parametrize("precision, mode", rotated(["star", "acyclic"]))
@@ -179,7 +180,7 @@ def test_hessian(dtype, mode, monkeypatch):
     # Every substitution plan on the host, so that its sweep is covered too.
     monkeypatch.setattr(_cpu, "HOST_SWEEP_FROM_BLOCKS", 1)
     x = _point(dtype)
-    expected = jax.hessian(energy)(x)
+    expected = jitted.hessian(energy)(x)
     value, H = asdex.value_and_hessian(energy, x, mode=mode)(x)
     np.testing.assert_allclose(value, energy(x), rtol=_rtol(dtype))
     np.testing.assert_allclose(_dense(H), expected, rtol=_rtol(dtype))
@@ -202,7 +203,7 @@ def test_checks(dtype):
 def test_operators(dtype):
     x = _point(dtype)
     v = jnp.arange(10, dtype=dtype)
-    J = jax.jacfwd(residual)(x)
+    J = jitted.jacfwd(residual)(x)
     for mode in ("fwd", "rev", "bidirectional"):
         coloring = asdex.jacobian_coloring(residual, x, mode=mode)
         op = asdex.SparseJacobianOperator(lambda y, _: residual(y), x, None, coloring)
@@ -210,7 +211,7 @@ def test_operators(dtype):
         np.testing.assert_allclose(op.as_matrix(), J, rtol=_rtol(dtype))
         w = residual(x)
         np.testing.assert_allclose(op.transpose().mv(w), J.T @ w, rtol=_rtol(dtype))
-    H = jax.hessian(energy)(x)
+    H = jitted.hessian(energy)(x)
     coloring = asdex.hessian_coloring(energy, x)
     op = asdex.SparseHessianOperator(lambda y, _: energy(y), x, None, coloring)
     np.testing.assert_allclose(op.mv(v), H @ v, rtol=_rtol(dtype))
@@ -223,12 +224,12 @@ def test_sparse_function(dtype):
     value, op = fn.value_and_jacobian_operator(x, None)
     np.testing.assert_allclose(value, residual(x), rtol=_rtol(dtype))
     np.testing.assert_allclose(
-        op.as_matrix(), jax.jacfwd(residual)(x), rtol=_rtol(dtype)
+        op.as_matrix(), jitted.jacfwd(residual)(x), rtol=_rtol(dtype)
     )
     fn = asdex.SparseFunction(lambda y, _: energy(y), x, None)
     np.testing.assert_allclose(
         fn.hessian_operator(x, None).as_matrix(),
-        jax.hessian(energy)(x),
+        jitted.hessian(energy)(x),
         rtol=_rtol(dtype),
     )
 
