@@ -645,6 +645,7 @@ def test_results_reject_invalid_colors():
 # ---------------------------------------------------------------- benchmark
 
 
+@pytest.mark.benchmark
 def test_benchmark_script_runs(capsys):
     # A smoke run of `benchmarks/coloring.py` at a small size, so it cannot rot.
     module = load_script("benchmarks/coloring.py")

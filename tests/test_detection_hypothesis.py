@@ -4,6 +4,7 @@ of `jax.jacfwd` at random inputs."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from jax import lax
 
@@ -271,15 +272,29 @@ def programs(draw):
     return shape, program, " | ".join(names)
 
 
-@settings(
-    max_examples=80,
+_RANDOM_COMPOSITIONS_ARE_SOUND_SETTINGS = dict(
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+
+
+# 40 examples by default, 200 with the slow tests (`-m slow`).
+@settings(max_examples=40, **_RANDOM_COMPOSITIONS_ARE_SOUND_SETTINGS)
 @given(programs(), st.integers(0, 2**16))
 def test_random_compositions_are_sound(program, seed):
+    _random_compositions_are_sound(program, seed)
+
+
+@pytest.mark.slow
+@settings(max_examples=200, **_RANDOM_COMPOSITIONS_ARE_SOUND_SETTINGS)
+@given(programs(), st.integers(0, 2**16))
+def test_random_compositions_are_sound_thoroughly(program, seed):
+    _random_compositions_are_sound(program, seed)
+
+
+def _random_compositions_are_sound(program, seed):
     shape, f, description = program
     x = jnp.asarray(np.random.default_rng(seed).standard_normal(shape))
     with no_unknown_primitives():

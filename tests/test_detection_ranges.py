@@ -335,8 +335,8 @@ _INT_OPS = [
     lambda i, j, c: i // (c + 1),
     lambda i, j, c: i // (-c - 1),
     lambda i, j, c: i % (c + 1),
-    lambda i, j, c: lax.rem(i, c + 1),
-    lambda i, j, c: lax.div(i - c, 2),
+    lambda i, j, c: lax.rem(i, jnp.asarray(c + 1, i.dtype)),  # lax: one dtype
+    lambda i, j, c: lax.div(i - c, jnp.asarray(2, i.dtype)),
     lambda i, j, c: -i,
     lambda i, j, c: jnp.abs(i - c),
     lambda i, j, c: jnp.sign(i - c),
@@ -402,15 +402,29 @@ def _bounds_of(index, n: int):
     return out.bounds()
 
 
-@settings(
-    max_examples=60,
+_RANDOM_INDEX_ARITHMETIC_IS_SOUND_SETTINGS = dict(
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+# 25 examples by default, 120 with the slow tests (`-m slow`).
+@settings(max_examples=25, **_RANDOM_INDEX_ARITHMETIC_IS_SOUND_SETTINGS)
 @given(index_programs())
 def test_random_index_arithmetic_is_sound(program):
+    _random_index_arithmetic_is_sound(program)
+
+
+@pytest.mark.slow
+@settings(max_examples=120, **_RANDOM_INDEX_ARITHMETIC_IS_SOUND_SETTINGS)
+@given(index_programs())
+def test_random_index_arithmetic_is_sound_thoroughly(program):
+    _random_index_arithmetic_is_sound(program)
+
+
+def _random_index_arithmetic_is_sound(program):
     index, f, description = program
     n = 16
     points = _forced_points(n, sources=2, extra=2)

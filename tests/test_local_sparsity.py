@@ -85,15 +85,29 @@ def test_local_hessian_guarantee(case):
     assert local.is_symmetric()
 
 
-@settings(
-    max_examples=15,
+_LOCAL_RANDOM_COMPOSITIONS_SETTINGS = dict(
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+
+
+# 6 examples by default, 40 with the slow tests (`-m slow`).
+@settings(max_examples=6, **_LOCAL_RANDOM_COMPOSITIONS_SETTINGS)
 @given(programs(), st.integers(0, 2**16))
 def test_local_random_compositions(program, seed):
+    _local_random_compositions(program, seed)
+
+
+@pytest.mark.slow
+@settings(max_examples=40, **_LOCAL_RANDOM_COMPOSITIONS_SETTINGS)
+@given(programs(), st.integers(0, 2**16))
+def test_local_random_compositions_thoroughly(program, seed):
+    _local_random_compositions(program, seed)
+
+
+def _local_random_compositions(program, seed):
     shape, f, description = program
     x = jnp.asarray(np.random.default_rng(seed).standard_normal(shape))
     local = asdex.jacobian_sparsity(f, x, local=True)

@@ -112,12 +112,11 @@ def test_independent_blocks_leave_no_reduced_system(rng):
     np.testing.assert_allclose(sol.value, expected, rtol=1e-9, atol=1e-11)
 
 
-@settings(
-    max_examples=12,
+_RANDOM_PATTERNS_MATCH_DENSE_SETTINGS = dict(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(
+_random_patterns = given(
     m=st.integers(1, 30),
     n=st.integers(1, 20),
     density=st.floats(0.05, 0.6),
@@ -125,7 +124,25 @@ def test_independent_blocks_leave_no_reduced_system(rng):
     sparse_reduced=st.booleans(),
     seed=st.integers(0, 2**31 - 1),
 )
+
+
+# 6 examples by default, 30 with the slow tests (`-m slow`).
+@settings(max_examples=6, **_RANDOM_PATTERNS_MATCH_DENSE_SETTINGS)
+@_random_patterns
 def test_random_patterns_match_dense(m, n, density, max_block, sparse_reduced, seed):
+    _random_patterns_match_dense(m, n, density, max_block, sparse_reduced, seed)
+
+
+@pytest.mark.slow
+@settings(max_examples=30, **_RANDOM_PATTERNS_MATCH_DENSE_SETTINGS)
+@_random_patterns
+def test_random_patterns_match_dense_thoroughly(
+    m, n, density, max_block, sparse_reduced, seed
+):
+    _random_patterns_match_dense(m, n, density, max_block, sparse_reduced, seed)
+
+
+def _random_patterns_match_dense(m, n, density, max_block, sparse_reduced, seed):
     rng = np.random.default_rng(seed)
     matrix = rng.normal(size=(m, n)) * (rng.random((m, n)) < density)
     b = rng.normal(size=m)

@@ -584,6 +584,7 @@ def test_errors(rng):
         SparseKrylov(solver="gmres")
 
 
+@pytest.mark.benchmark
 def test_benchmark_quick(capsys):
     module = load_script("benchmarks/linear_solvers.py")
     rows = module.main(["--sizes", "8", "--repeats", "1"])
