@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.sparse
 
 import asdex
 from helpers import (
@@ -509,3 +510,19 @@ def test_pattern_from_any_matrix():
         asdex.SparsityPattern.from_any(np.ones(3), argument="`f(pattern=...)`")
     with pytest.raises(TypeError, match=r"`f\(pattern=...\)` must be"):
         asdex.SparsityPattern.from_any([[1, 0]], argument="`f(pattern=...)`")
+
+
+def test_from_csr_matches_the_constructor():
+    rng = np.random.default_rng(0)
+    dense = rng.random((7, 9)) < 0.3
+    dense[3] = False  # an empty row
+    csr = scipy.sparse.csr_array(dense)
+    expected = asdex.SparsityPattern.from_dense(dense)
+    for sorted_unique in (False, True):
+        got = asdex.SparsityPattern.from_csr(
+            csr.indptr, csr.indices, dense.shape, sorted_unique=sorted_unique
+        )
+        assert got == expected
+        assert got.rows.dtype == np.int32
+        np.testing.assert_array_equal(got.indptr, csr.indptr)
+        assert not got.indptr.flags.writeable

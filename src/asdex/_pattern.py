@@ -199,10 +199,18 @@ class SparsityPattern:
         are sorted, unique and in range, and no check is made.
         """
         indptr = np.asarray(indptr)
-        rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-        if sorted_unique:
-            return cls._canonical(rows, np.asarray(indices), shape)
-        return cls(rows, np.asarray(indices), shape)
+        # Rows in the pattern's own index dtype: at 5·10⁷ nonzeros an int64
+        # `repeat` is a 400 MB temporary, narrowed at once.
+        dtype = np.int32 if max(shape) < 2**31 else np.int64
+        rows = np.repeat(np.arange(len(indptr) - 1, dtype=dtype), np.diff(indptr))
+        if not sorted_unique:
+            return cls(rows, np.asarray(indices), shape)
+        pattern = cls._canonical(rows, np.asarray(indices), shape)
+        # The given pointers are the pattern's: spare `indptr` its bincount.
+        kept = np.array(indptr, dtype=np.int64)
+        kept.flags.writeable = False
+        pattern._indptr = kept
+        return pattern
 
     # ---------------------------------------------------------------- properties
 
