@@ -28,15 +28,20 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # not Linux
 
 
-def call(module: str, function: str, *args) -> dict:
+def call(module: str, function: str, *args, env: dict | None = None) -> dict:
     """`module.function(*args)` (a script of `benchmarks/`) in a new Python
-    process; its result must be JSON, printed as the process's last line."""
+    process, with `env` added to its environment; its result must be JSON,
+    printed as the process's last line."""
     code = (
         f"import sys, json; sys.path.insert(0, {HERE!r}); import {module}; "
         f"print(json.dumps({module}.{function}(*{args!r})))"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=None if env is None else {**os.environ, **env},
     )
     if done.returncode != 0:
         raise RuntimeError(

@@ -15,6 +15,16 @@ the next two (warm: what a user who detects again pays). The peak memory is the
 process's peak resident set size (`VmHWM`), JAX's own included. Targets at 10⁷:
 ≤ 5 s and ≤ 4 GB warm, and a log–log slope of the warm time of at most 1.05
 over 10⁵…10⁷.
+
+Each size runs twice: as is, and with glibc told to keep freed memory in the
+process (`KEEP_FREED`). On a virtual machine whose host takes freed guest memory
+back, every array of a later call that lands on such memory faults it in again:
+on this project's 2-core VM a fresh 1 GB fill took 6.4 s where a refill took
+0.2 s, and the third detection of the 3162² stencil took 7.4-9.7 s as is against
+1.9 s with freed memory kept (measured side by side). The second column is what
+the same work costs where memory stays with the process, as on a plain machine;
+`touch_s_per_gb`, measured after the calls, shows how the machine treats fresh
+memory at the time.
 """
 
 from __future__ import annotations
@@ -30,6 +40,9 @@ SIZES = (10**5, 10**6, 10**7)
 QUICK_SIZES = (10**3, 10**4)
 CASES = ("diff", "stencil")
 TARGET_S, TARGET_GB, TARGET_SLOPE = 5.0, 4.0, 1.05
+# glibc's allocator without `mmap` for large blocks and without trimming its
+# heap: freed arrays stay in the process for the next call to reuse.
+KEEP_FREED = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40)}
 
 
 def _function(case: str, n: int):
@@ -72,7 +85,21 @@ def measure(case: str, n: int) -> dict:
         "warm_s": min(times[1:]),
         "peak_gb": peak_rss_gb(),
         "copy_s": _copy_time(coloring.pattern.nnz),
+        "touch_s_per_gb": _touch_time(),
     }
+
+
+def _touch_time() -> float:
+    """Seconds to fill 1 GB of memory newly allocated from the system."""
+    import mmap
+
+    import numpy as np
+
+    size = 2**30
+    with mmap.mmap(-1, size) as block:  # from the kernel whatever the allocator
+        start = time.perf_counter()
+        np.frombuffer(block, dtype=np.uint8).fill(1)
+        return time.perf_counter() - start
 
 
 def _copy_time(nnz: int) -> float:
@@ -91,19 +118,21 @@ def _copy_time(nnz: int) -> float:
 
 
 def run(case: str, n: int) -> dict:
-    """`measure` in a fresh process."""
-    return call("detection_scale", "measure", case, n)
+    """`measure` in a fresh process, then again in one that keeps freed memory
+    (`KEEP_FREED`): the row, with the second run's warm time and peak as `kept_warm_s` and
+    `kept_peak_gb`."""
+    row = call("detection_scale", "measure", case, n)
+    kept = call("detection_scale", "measure", case, n, env=KEEP_FREED)
+    return {**row, "kept_warm_s": kept["warm_s"], "kept_peak_gb": kept["peak_gb"]}
 
 
-def slope(rows: list[dict], case: str) -> float:
+def slope(rows: list[dict], case: str, key: str = "warm_s") -> float:
     import numpy as np
 
-    mine = [r for r in rows if r["case"] == case]
+    mine = [r for r in rows if r["case"] == case and key in r]
     if len(mine) < 2:
         return float("nan")
-    fit = np.polyfit(
-        np.log([r["n"] for r in mine]), np.log([r["warm_s"] for r in mine]), 1
-    )
+    fit = np.polyfit(np.log([r["n"] for r in mine]), np.log([r[key] for r in mine]), 1)
     return float(fit[0])
 
 
@@ -129,27 +158,44 @@ def _per_nonzero_growth(rows: list[dict]) -> dict[str, tuple[float, float]]:
 def table(rows: list[dict], quick: bool = False) -> str:
     """The rows, with the verdict of the largest size of each case."""
     lines = [
-        "| case | n | nnz | colors | first call (s) | warm (s) | peak memory (GB) "
-        "| target met |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| case | n | nnz | colors | first call (s) | warm (s) | warm, freed memory "
+        "kept (s) | peak memory, as is / kept (GB) | fresh memory (s/GB) | target met |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     top = {c: max((r["n"] for r in rows if r["case"] == c), default=0) for c in CASES}
     for r in rows:
+        kept = r.get("kept_warm_s", math.nan)
         verdict = ""
         if r["n"] == top[r["case"]]:
-            ok = r["warm_s"] <= TARGET_S and r["peak_gb"] <= TARGET_GB
-            verdict = "(quick)" if quick else ("yes" if ok else "NO")
+            fits = max(r["peak_gb"], r.get("kept_peak_gb", 0.0)) <= TARGET_GB
+            verdict = (
+                "(quick)"
+                if quick
+                else "yes"
+                if fits and r["warm_s"] <= TARGET_S
+                else "with freed memory kept"
+                if fits and kept <= TARGET_S
+                else "NO"
+            )
         lines.append(
             f"| {r['case']} | {r['n']:,} | {r['nnz']:,} | {r['colors']} "
-            f"| {r['first_s']:.2f} | {r['warm_s']:.2f} | {r['peak_gb']:.2f} "
+            f"| {r['first_s']:.2f} | {r['warm_s']:.2f} | {kept:.2f} "
+            f"| {r['peak_gb']:.2f} / {r.get('kept_peak_gb', math.nan):.2f} "
+            f"| {r.get('touch_s_per_gb', math.nan):.2f} "
             f"| {verdict} |"
         )
-    slopes = ", ".join(f"{c} {slope(rows, c):.2f}" for c in CASES)
+    slopes = ", ".join(
+        f"{c} {slope(rows, c):.2f} ({slope(rows, c, 'kept_warm_s'):.2f} kept)"
+        for c in CASES
+    )
     lines += [
         "",
         f"Log–log slope of the warm time against n: {slopes} (target ≤ "
         f"{TARGET_SLOPE}). Targets at 10⁷: ≤ {TARGET_S:.0f} s and ≤ "
-        f"{TARGET_GB:.0f} GB warm.",
+        f'{TARGET_GB:.0f} GB warm. "Freed memory kept": the same run in a '
+        "process whose allocator keeps freed memory, which removes what a "
+        "virtual machine charges to fault returned memory in again (the "
+        "fresh-memory column; this machine at its best took 0.2 s/GB).",
     ]
     growth = _per_nonzero_growth(rows)
     if growth:
@@ -180,7 +226,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             r = rows[-1]
             print(
                 f"{case:8s} n={r['n']:>10,}  first {r['first_s']:6.2f} s  warm "
-                f"{r['warm_s']:6.2f} s  peak {r['peak_gb']:.2f} GB",
+                f"{r['warm_s']:6.2f} s  kept {r['kept_warm_s']:6.2f} s  peak "
+                f"{r['peak_gb']:.2f} GB  fresh memory {r['touch_s_per_gb']:.2f} s/GB",
                 flush=True,
             )
     print()
