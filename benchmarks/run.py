@@ -531,7 +531,10 @@ def render(data: dict, out: str, report: str) -> str:
             md += _section(
                 "Detection and coloring at 10⁷",
                 "`benchmarks/detection_scale.py`: `asdex.jacobian_coloring`, each "
-                "size in a fresh process; the first call, then the best of two more.",
+                "size in a fresh process; the first call, then the best of two more. "
+                "Each size runs again in a process whose allocator keeps freed "
+                "memory: this machine is a virtual machine whose host takes freed "
+                "memory back, and faulting it in again costs more than the work.",
                 at_scale.table(big["detection"], quick),
             )
     bundle_rows = data.get("bundle")
