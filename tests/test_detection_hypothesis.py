@@ -4,12 +4,12 @@ of `jax.jacfwd` at random inputs."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, strategies as st
 from jax import lax
 
 import asdex
 from helpers import assert_sound, no_unknown_primitives
+from properties import property_tests
 
 # Each op builder takes (draw, shape) and returns a function of one array, or None
 # when it does not apply to that shape. Constants are drawn here, so they are
@@ -272,28 +272,6 @@ def programs(draw):
     return shape, program, " | ".join(names)
 
 
-_RANDOM_COMPOSITIONS_ARE_SOUND_SETTINGS = dict(
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-
-
-# 40 examples by default, 200 with the slow tests (`-m slow`).
-@settings(max_examples=40, **_RANDOM_COMPOSITIONS_ARE_SOUND_SETTINGS)
-@given(programs(), st.integers(0, 2**16))
-def test_random_compositions_are_sound(program, seed):
-    _random_compositions_are_sound(program, seed)
-
-
-@pytest.mark.slow
-@settings(max_examples=200, **_RANDOM_COMPOSITIONS_ARE_SOUND_SETTINGS)
-@given(programs(), st.integers(0, 2**16))
-def test_random_compositions_are_sound_thoroughly(program, seed):
-    _random_compositions_are_sound(program, seed)
-
-
 def _random_compositions_are_sound(program, seed):
     shape, f, description = program
     x = jnp.asarray(np.random.default_rng(seed).standard_normal(shape))
@@ -304,3 +282,18 @@ def _random_compositions_are_sound(program, seed):
         assert_sound(f, x, pattern=pattern, n_points=2, seed=seed)
     except AssertionError as err:
         raise AssertionError(f"{note}\n{err}") from None
+
+
+test_random_compositions_are_sound, test_random_compositions_are_sound_thoroughly = (
+    property_tests(
+        _random_compositions_are_sound,
+        programs(),
+        st.integers(0, 2**16),
+        default=40,
+        thorough=200,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+)

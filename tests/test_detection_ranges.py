@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, strategies as st
 from jax import lax
 
 import asdex
@@ -29,6 +29,7 @@ from helpers import (
     no_unknown_primitives,
     rows_of,
 )
+from properties import property_tests
 
 # Each index source is an `argmax` over its own block of the input, so that the
 # test points can steer every source to every value independently.
@@ -402,28 +403,6 @@ def _bounds_of(index, n: int):
     return out.bounds()
 
 
-_RANDOM_INDEX_ARITHMETIC_IS_SOUND_SETTINGS = dict(
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-
-
-# 25 examples by default, 120 with the slow tests (`-m slow`).
-@settings(max_examples=25, **_RANDOM_INDEX_ARITHMETIC_IS_SOUND_SETTINGS)
-@given(index_programs())
-def test_random_index_arithmetic_is_sound(program):
-    _random_index_arithmetic_is_sound(program)
-
-
-@pytest.mark.slow
-@settings(max_examples=120, **_RANDOM_INDEX_ARITHMETIC_IS_SOUND_SETTINGS)
-@given(index_programs())
-def test_random_index_arithmetic_is_sound_thoroughly(program):
-    _random_index_arithmetic_is_sound(program)
-
-
 def _random_index_arithmetic_is_sound(program):
     index, f, description = program
     n = 16
@@ -439,6 +418,21 @@ def _random_index_arithmetic_is_sound(program):
     for jac in dense_jacobians(f, points):
         missed = (jac != 0) & ~pattern.todense()
         assert not missed.any(), f"{description}: unsound at {np.argwhere(missed)}"
+
+
+(
+    test_random_index_arithmetic_is_sound,
+    test_random_index_arithmetic_is_sound_thoroughly,
+) = property_tests(
+    _random_index_arithmetic_is_sound,
+    index_programs(),
+    default=25,
+    thorough=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def test_hessian_through_slice_at_argmax():

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, strategies as st
 from jax import lax
 from problems import (
     pair_penalty_energy,
@@ -34,6 +34,7 @@ from helpers import (
     load_script,
     random_like,
 )
+from properties import property_tests
 from test_detection_hypothesis import programs
 
 
@@ -85,34 +86,27 @@ def test_local_hessian_guarantee(case):
     assert local.is_symmetric()
 
 
-_LOCAL_RANDOM_COMPOSITIONS_SETTINGS = dict(
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-
-
-# 6 examples by default, 40 with the slow tests (`-m slow`).
-@settings(max_examples=6, **_LOCAL_RANDOM_COMPOSITIONS_SETTINGS)
-@given(programs(), st.integers(0, 2**16))
-def test_local_random_compositions(program, seed):
-    _local_random_compositions(program, seed)
-
-
-@pytest.mark.slow
-@settings(max_examples=40, **_LOCAL_RANDOM_COMPOSITIONS_SETTINGS)
-@given(programs(), st.integers(0, 2**16))
-def test_local_random_compositions_thoroughly(program, seed):
-    _local_random_compositions(program, seed)
-
-
 def _local_random_compositions(program, seed):
     shape, f, description = program
     x = jnp.asarray(np.random.default_rng(seed).standard_normal(shape))
     local = asdex.jacobian_sparsity(f, x, local=True)
     global_ = asdex.jacobian_sparsity(f, x)
     _guarantee(local, global_, dense_jacobian(f, x), f"program: {description}")
+
+
+test_local_random_compositions, test_local_random_compositions_thoroughly = (
+    property_tests(
+        _local_random_compositions,
+        programs(),
+        st.integers(0, 2**16),
+        default=6,
+        thorough=40,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+)
 
 
 # ---------------------------------------------------------------- value decisions

@@ -14,7 +14,7 @@ import numpy as np
 import optimistix as optx
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, strategies as st
 
 import asdex
 import asdex.optimistix as aox
@@ -25,6 +25,7 @@ from asdex.lineax import (
     damped_operator,
 )
 from asdex.lineax._schur_plan import schur_plan
+from properties import property_tests
 
 
 def operator_of(matrix: np.ndarray, dtype=np.float64) -> SparseMatrixOperator:
@@ -112,36 +113,6 @@ def test_independent_blocks_leave_no_reduced_system(rng):
     np.testing.assert_allclose(sol.value, expected, rtol=1e-9, atol=1e-11)
 
 
-_RANDOM_PATTERNS_MATCH_DENSE_SETTINGS = dict(
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-_random_patterns = given(
-    m=st.integers(1, 30),
-    n=st.integers(1, 20),
-    density=st.floats(0.05, 0.6),
-    max_block=st.sampled_from([1, 3, 16]),
-    sparse_reduced=st.booleans(),
-    seed=st.integers(0, 2**31 - 1),
-)
-
-
-# 6 examples by default, 30 with the slow tests (`-m slow`).
-@settings(max_examples=6, **_RANDOM_PATTERNS_MATCH_DENSE_SETTINGS)
-@_random_patterns
-def test_random_patterns_match_dense(m, n, density, max_block, sparse_reduced, seed):
-    _random_patterns_match_dense(m, n, density, max_block, sparse_reduced, seed)
-
-
-@pytest.mark.slow
-@settings(max_examples=30, **_RANDOM_PATTERNS_MATCH_DENSE_SETTINGS)
-@_random_patterns
-def test_random_patterns_match_dense_thoroughly(
-    m, n, density, max_block, sparse_reduced, seed
-):
-    _random_patterns_match_dense(m, n, density, max_block, sparse_reduced, seed)
-
-
 def _random_patterns_match_dense(m, n, density, max_block, sparse_reduced, seed):
     rng = np.random.default_rng(seed)
     matrix = rng.normal(size=(m, n)) * (rng.random((m, n)) < density)
@@ -152,6 +123,26 @@ def _random_patterns_match_dense(m, n, density, max_block, sparse_reduced, seed)
     assert sol.result == lx.RESULTS.successful
     expected = dense_damped(matrix, b, 0.5)
     np.testing.assert_allclose(sol.value, expected, rtol=1e-9, atol=1e-10)
+
+
+(
+    test_random_patterns_match_dense,
+    test_random_patterns_match_dense_thoroughly,
+) = property_tests(
+    _random_patterns_match_dense,
+    default=6,
+    thorough=30,
+    given_kwargs=dict(
+        m=st.integers(1, 30),
+        n=st.integers(1, 20),
+        density=st.floats(0.05, 0.6),
+        max_block=st.sampled_from([1, 3, 16]),
+        sparse_reduced=st.booleans(),
+        seed=st.integers(0, 2**31 - 1),
+    ),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 def test_transposed_solve_is_minimum_norm(rng):
