@@ -18,6 +18,11 @@ _FORMAT_NAME = "asdex.SparsityPattern"
 _FORMAT_VERSION = 1
 
 
+def _index_dtype(shape) -> type:
+    """The dtype of a pattern's row and column indices: int32 while they fit."""
+    return np.int32 if max(shape, default=0) < 2**31 else np.int64
+
+
 class SparsityPattern:
     """The structural nonzeros of an `(m, n)` Jacobian or Hessian.
 
@@ -79,9 +84,8 @@ class SparsityPattern:
         self._set(rows, cols, shape)
 
     def _set(self, rows, cols, shape) -> None:
-        index_dtype = np.int32 if max(shape) < 2**31 else np.int64
-        self._rows = np.ascontiguousarray(rows, dtype=index_dtype)
-        self._cols = np.ascontiguousarray(cols, dtype=index_dtype)
+        self._rows = np.ascontiguousarray(rows, dtype=_index_dtype(shape))
+        self._cols = np.ascontiguousarray(cols, dtype=_index_dtype(shape))
         self._rows.flags.writeable = False
         self._cols.flags.writeable = False
         self._shape = shape
@@ -201,8 +205,9 @@ class SparsityPattern:
         indptr = np.asarray(indptr)
         # Rows in the pattern's own index dtype: at 5·10⁷ nonzeros an int64
         # `repeat` is a 400 MB temporary, narrowed at once.
-        dtype = np.int32 if max(shape) < 2**31 else np.int64
-        rows = np.repeat(np.arange(len(indptr) - 1, dtype=dtype), np.diff(indptr))
+        rows = np.repeat(
+            np.arange(len(indptr) - 1, dtype=_index_dtype(shape)), np.diff(indptr)
+        )
         if not sorted_unique:
             return cls(rows, np.asarray(indices), shape)
         pattern = cls._canonical(rows, np.asarray(indices), shape)
