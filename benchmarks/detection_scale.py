@@ -1,8 +1,8 @@
 """Detection plus coloring at 10⁵ to 10⁷ unknowns, each size in a fresh process.
 
-Run with `uv run python benchmarks/detection_scale.py` (about two minutes on 2
-cores), or `--quick` for small sizes (seconds); `benchmarks/run.py --sections
-scale` runs it too. Cases:
+Run with `uv run python benchmarks/detection_scale.py` (about six minutes on 2
+cores: each size runs twice, see below), or `--quick` for small sizes (seconds);
+`benchmarks/run.py --sections scale` runs it too. Cases:
 
 - `diff`: `f(x) = (x[1:] - x[:-1])**2`, at n = 10⁵, 10⁶, 10⁷;
 - `stencil`: a 2-D 5-point stencil plus `exp(u)` on an N × N grid, at N = 316,
