@@ -1,4 +1,6 @@
-"""The banded LU path of the host solvers (LAPACK `?gbtrf`), against dense numpy."""
+"""The banded paths of the host solvers, against dense numpy: LU in the given
+order (LAPACK `?gbtrf`), and Cholesky after a reverse Cuthill–McKee ordering
+(`?pbtrf`)."""
 
 import jax.numpy as jnp
 import lineax as lx
@@ -8,8 +10,9 @@ import pytest
 import asdex
 import jitted
 from asdex import SparsityPattern
-from asdex.lineax._banded import band_widths
-from asdex.lineax._superlu import superlu_solve
+from asdex.lineax._banded import BandedCholesky, band_widths, cholesky_band
+from asdex.lineax._ldl import LDLFactor
+from asdex.lineax._superlu import factor_cache, superlu_solve
 
 
 def _band(n, kl, ku):
@@ -71,6 +74,7 @@ def test_wide_bands_and_grids_keep_the_general_solvers():
         cols += [b.ravel(), a.ravel()]
     grid = SparsityPattern(np.concatenate(rows), np.concatenate(cols), (400, 400))
     assert band_widths(grid) is None
+    assert cholesky_band(grid) is None
     assert band_widths(SparsityPattern([0, 1], [0, 1], (2, 3))) is None
 
 
@@ -90,3 +94,71 @@ def test_newton_on_a_tridiagonal_system_goes_through_the_band():
     np.testing.assert_allclose(J.mv(x), b, rtol=1e-10, atol=1e-10)
     dense = jitted.jacfwd(f)(jnp.zeros(n))
     np.testing.assert_allclose(x, np.linalg.solve(dense, b), rtol=1e-10, atol=1e-12)
+
+
+def _shuffled_band(rng, n, kd):
+    """A symmetric positive definite matrix of half-bandwidth `kd`, its rows and
+    columns shuffled so that only a reordering finds the band again; and its
+    pattern with the values on it."""
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    lower = np.where((i >= j) & (i - j <= kd) & (rng.random((n, n)) < 0.7), 1.0, 0)
+    factor = lower * rng.standard_normal((n, n)) + np.eye(n)
+    matrix = factor @ factor.T + np.eye(n)
+    shuffle = rng.permutation(n)
+    matrix = matrix[np.ix_(shuffle, shuffle)]
+    pattern = SparsityPattern.from_dense(matrix != 0)
+    return matrix, pattern, matrix[pattern.rows, pattern.cols]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_banded_cholesky_after_reordering_matches_dense(dtype):
+    rng = np.random.default_rng(1)
+    matrix, pattern, values = _shuffled_band(rng, 120, 4)
+    assert band_widths(pattern) is None  # not banded as given
+    band = cholesky_band(pattern)
+    assert band is not None and band.kd < 30
+    b = rng.standard_normal(120)
+    factor_cache.clear()
+    x, info = superlu_solve(
+        "symmetric",
+        pattern,
+        jnp.asarray(values.astype(dtype)),
+        jnp.asarray(b.astype(dtype)),
+    )
+    assert int(info) == 0
+    (entry,) = factor_cache._entries
+    assert isinstance(entry.factor, BandedCholesky)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(x, np.linalg.solve(matrix, b), rtol=tol, atol=tol)
+    # Several right-hand sides at once.
+    many = rng.standard_normal((120, 3))
+    np.testing.assert_allclose(
+        entry.factor.solve(many.astype(dtype)),
+        np.linalg.solve(matrix, many),
+        rtol=tol,
+        atol=tol,
+    )
+
+
+def test_banded_cholesky_hands_indefinite_and_singular_matrices_on():
+    """Not positive definite: QDLDL's L D Lᵀ solves it instead; singular: reported."""
+    rng = np.random.default_rng(2)
+    matrix, pattern, values = _shuffled_band(rng, 80, 3)
+    diagonal = pattern.rows == pattern.cols
+    shift = 2.0 * np.max(np.linalg.eigvalsh(matrix)) / 3
+    indefinite = values - shift * diagonal
+    b = rng.standard_normal(80)
+    factor_cache.clear()
+    x, info = superlu_solve(
+        "symmetric", pattern, jnp.asarray(indefinite), jnp.asarray(b)
+    )
+    assert int(info) == 0
+    (entry,) = factor_cache._entries
+    assert isinstance(entry.factor, LDLFactor)
+    expected = np.linalg.solve(matrix - shift * np.eye(80), b)
+    np.testing.assert_allclose(x, expected, rtol=1e-8, atol=1e-8)
+
+    # Positive semidefinite of rank n - 1: one unknown's row and column are zero.
+    singular = np.where((pattern.rows == 7) | (pattern.cols == 7), 0.0, values)
+    _, info = superlu_solve("symmetric", pattern, jnp.asarray(singular), jnp.asarray(b))
+    assert int(info) == 1

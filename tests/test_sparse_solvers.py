@@ -126,9 +126,10 @@ def test_complex_lu(rng):
 
 
 def test_cholesky_backends(rng):
-    """Real matrices go to QDLDL's LDLᵀ, complex ones to SuperLU's symmetric mode;
-    both solve, and the factor cache keeps each kind of factor."""
-    from asdex.lineax._ldl import LDLFactor
+    """Real matrices go to LAPACK's banded Cholesky when their band is compact
+    after reordering (these 10 × 10 ones are), complex ones to SuperLU's symmetric
+    mode; both solve, and the factor cache keeps each kind of factor."""
+    from asdex.lineax._banded import BandedCholesky
 
     real = random_sparse(rng, 10, 10, diagonal=4.0)
     real = real + real.T + 20 * np.eye(10)
@@ -142,7 +143,7 @@ def test_cholesky_backends(rng):
         x = lx.linear_solve(operator, b, SparseCholesky()).value
         np.testing.assert_allclose(x, np.linalg.solve(matrix, b), rtol=1e-10)
         (entry,) = factor_cache._entries
-        assert isinstance(entry.factor, LDLFactor) == np.isrealobj(matrix)
+        assert isinstance(entry.factor, BandedCholesky) == np.isrealobj(matrix)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,6 @@
-"""Banded LU by LAPACK (`?gbtrf` / `?gbtrs`), for square matrices of narrow band.
+"""Banded factorisations by LAPACK, for square matrices of narrow band: LU
+(`?gbtrf` / `?gbtrs`) in the given order, and Cholesky (`?pbtrf` / `?pbtrs`) of
+symmetric matrices after a bandwidth-reducing ordering.
 
 A general sparse factorisation pays for a fill-reducing ordering and symbolic
 analysis at every factorisation. A matrix whose nonzeros lie within a few
@@ -8,13 +10,27 @@ stores `2 kl + ku + 1` diagonals and fills nothing outside them. On a
 100,000 × 100,000 tridiagonal matrix it factorises in 6.5 ms where QDLDL's LDLᵀ
 took 95 ms and SuperLU 63-94 ms (measured side by side, one process, loaded
 2-core machine).
+
+A symmetric matrix whose band is mostly full once reordered by reverse
+Cuthill–McKee (a bundle adjuster's reduced camera system when the cameras see
+the scene in sequence, as along a video or a ring) is factorised by banded
+Cholesky. Its band then holds about as much as a sparse factor would fill in
+anyway, and LAPACK's blocked kernels run it far faster than QDLDL's scalar
+loops: the 9,000 × 9,000 reduced system of the large bundle adjustment
+benchmark (6.4 M nonzeros, half-bandwidth 1,052 after the ordering) factorised
+in 0.18 s, where QDLDL took 4.0 s, side by side on the 2-core benchmark machine.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import scipy.linalg as sla
+import scipy.sparse as sp
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 
+from .._caches import cached
 from .._pattern import SparsityPattern
 from ._ldl import check_pivots
 from ._pattern_data import pattern_data
@@ -69,4 +85,78 @@ class BandedLU:
         )
         if info != 0:
             raise ValueError(f"LAPACK ?gbtrs: illegal argument {-info}")
+        return x
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CholeskyBand:
+    """Where a symmetric pattern's lower triangle goes in LAPACK's band storage,
+    after the rows and columns are reordered by `perm`."""
+
+    perm: np.ndarray  # (n,) old index of each new one
+    kd: int  # half-bandwidth in the new order
+    lower: np.ndarray  # (nnz,) whether each entry is on or below the diagonal
+    place: np.ndarray  # flat places of those entries in the (kd + 1, n) band
+
+
+@cached(maxsize=4)
+def cholesky_band(pattern: SparsityPattern) -> CholeskyBand | None:
+    """The banded-Cholesky layout of this symmetric square pattern, or `None` when,
+    reordered by reverse Cuthill–McKee, its band would hold more than
+    `_MAX_STORAGE_PER_NONZERO` times its nonzeros (a 2-D grid of side s: about
+    s / 5 times)."""
+    data = pattern_data(pattern)
+    n = pattern.shape[0]
+    if not data.square or n == 0 or not data.is_symmetric_pattern:
+        return None
+    matrix = sp.csr_array(
+        (np.ones(pattern.nnz, np.int8), pattern.cols, data.indptr), shape=(n, n)
+    )
+    perm = reverse_cuthill_mckee(matrix, symmetric_mode=True).astype(np.int64)
+    new = np.empty(n, np.int64)
+    new[perm] = np.arange(n)
+    rows, cols = new[pattern.rows], new[pattern.cols]
+    lower = rows >= cols
+    kd = int(np.max(rows - cols, initial=0))
+    if (kd + 1) * n > _MAX_STORAGE_PER_NONZERO * pattern.nnz:
+        return None
+    place = (rows - cols)[lower] * n + cols[lower]
+    return CholeskyBand(perm, kd, lower, place)
+
+
+class BandedCholesky:
+    """`P A Pᵀ = L Lᵀ` of a real symmetric positive definite matrix, with SuperLU's
+    `solve(b, trans)`.
+
+    `A[rows[k], cols[k]] = values[k]` on the pattern that gave `band`. Raises
+    `RuntimeError` if `A` is not numerically positive definite, so that the
+    caller can fall back to an indefinite factorisation.
+    """
+
+    def __init__(self, band: CholeskyBand, values: np.ndarray):
+        n = band.perm.size
+        ab = np.zeros((band.kd + 1) * n, dtype=values.dtype)
+        ab[band.place] = values[band.lower]
+        ab = ab.reshape(band.kd + 1, n)
+        pbtrf, self._pbtrs = sla.get_lapack_funcs(("pbtrf", "pbtrs"), (ab,))
+        self._factor, info = pbtrf(ab, lower=1, overwrite_ab=True)
+        if info > 0:
+            raise RuntimeError("Matrix is not positive definite")
+        if info < 0:
+            raise ValueError(f"LAPACK ?pbtrf: illegal argument {-info}")
+        # The pivots of L D Lᵀ are the squares of L's diagonal.
+        check_pivots(self._factor[0] ** 2, values.dtype)
+        self._perm = band.perm
+        self.shape = (n, n)
+
+    def solve(self, b: np.ndarray, trans: str = "N") -> np.ndarray:
+        """Solve `A x = b` for `b` of shape (n,) or (n, k) (`trans` is moot:
+        `A = Aᵀ`)."""
+        del trans
+        b = np.asarray(b, dtype=self._factor.dtype)
+        y, info = self._pbtrs(self._factor, b[self._perm], lower=1)
+        if info != 0:
+            raise ValueError(f"LAPACK ?pbtrs: illegal argument {-info}")
+        x = np.empty_like(y)
+        x[self._perm] = y
         return x

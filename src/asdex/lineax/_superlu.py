@@ -35,7 +35,7 @@ from jaxtyping import Array, Inexact, Int
 from .._caches import on_clear
 from .._pattern import SparsityPattern
 from ._amg import AMGConfig, AMGFactor, NotConverged, amg_failed_before
-from ._banded import BandedLU, band_widths
+from ._banded import BandedCholesky, BandedLU, band_widths, cholesky_band
 from ._ldl import CheckedLDLFactor, LDLFactor, check_pivots
 from ._minnorm import MinNormFactor
 from ._pattern_data import pattern_data
@@ -193,6 +193,13 @@ def _factorise(kind: Kind, pattern: SparsityPattern, values: np.ndarray):
         return MinNormFactor(
             _matrix(pattern, values), float(np.finfo(values.dtype).eps)
         )
+    if kind == "symmetric" and np.isrealobj(values):
+        band = cholesky_band(pattern)
+        if band is not None:
+            try:
+                return BandedCholesky(band, values)
+            except RuntimeError:  # not definite: QDLDL's L D Lᵀ below
+                pass
     if kind == "symmetric":
         m, n = pattern.shape
         a = sp.csc_array(
