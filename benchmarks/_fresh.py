@@ -28,13 +28,30 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # not Linux
 
 
+# glibc told to keep freed memory in the process (no `mmap` for large blocks, no
+# trimming): on a virtual machine whose host takes freed guest memory back, this
+# is what the same work costs where memory stays with the process.
+KEEP_FREED = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40)}
+
+
 def call(module: str, function: str, *args, env: dict | None = None) -> dict:
     """`module.function(*args)` (a script of `benchmarks/`) in a new Python
     process, with `env` added to its environment; its result must be JSON,
-    printed as the process's last line."""
+    printed as the process's last line. A `module` named `*.py` is loaded from
+    that file of `benchmarks/` (for a script whose name an import would take
+    elsewhere)."""
+    if module.endswith(".py"):
+        path = os.path.join(HERE, module)
+        load = (
+            "import importlib.util as u; "
+            f"spec = u.spec_from_file_location('_script', {path!r}); "
+            "script = u.module_from_spec(spec); spec.loader.exec_module(script)"
+        )
+    else:
+        load = f"import {module} as script"
     code = (
-        f"import sys, json; sys.path.insert(0, {HERE!r}); import {module}; "
-        f"print(json.dumps({module}.{function}(*{args!r})))"
+        f"import sys, json; sys.path.insert(0, {HERE!r}); {load}; "
+        f"print(json.dumps(script.{function}(*{args!r})))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],

@@ -34,7 +34,7 @@ import json
 import math
 import time
 
-from _fresh import call, peak_rss_gb
+from _fresh import KEEP_FREED, call, peak_rss_gb
 
 SIZES = (10**5, 10**6, 10**7)
 QUICK_SIZES = (10**3, 10**4)
@@ -42,7 +42,6 @@ CASES = ("diff", "stencil")
 TARGET_S, TARGET_GB, TARGET_SLOPE = 5.0, 4.0, 1.05
 # glibc's allocator without `mmap` for large blocks and without trimming its
 # heap: freed arrays stay in the process for the next call to reuse.
-KEEP_FREED = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40)}
 
 
 def _function(case: str, n: int):

@@ -17,8 +17,9 @@ the scene in sequence, as along a video or a ring) is factorised by banded
 Cholesky. Its band then holds about as much as a sparse factor would fill in
 anyway, and LAPACK's blocked kernels run it far faster than QDLDL's scalar
 loops: the 9,000 × 9,000 reduced system of the large bundle adjustment
-benchmark (6.4 M nonzeros, half-bandwidth 1,052 after the ordering) factorised
-in 0.18 s, where QDLDL took 4.0 s, side by side on the 2-core benchmark machine.
+benchmark (6.4 M nonzeros, half-bandwidth 1,025 after the ordering) factorised
+in 0.38-0.39 s, where QDLDL took 2.7-3.4 s, alternately in one process on the
+2-core benchmark machine.
 """
 
 from __future__ import annotations

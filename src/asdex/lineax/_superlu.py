@@ -1,5 +1,6 @@
 """Sparse direct solves on the host, called from JAX: scipy's SuperLU for general
-(and complex) matrices, QDLDL's LDLᵀ for real symmetric definite ones.
+(and complex) matrices, and for real symmetric definite ones LAPACK's banded
+Cholesky where the band is compact after reordering, QDLDL's LDLᵀ elsewhere.
 
 The JAX side passes only the nonzero values and the right-hand sides through
 `jax.pure_callback`; the pattern is static and closed over by the callback, so
@@ -46,9 +47,12 @@ from ._small_structure import solve_in_xla
 #   degree on A + Aᵀ when A's pattern is symmetric, else by COLAMD. A real A whose
 #   values are symmetric is first tried as L D Lᵀ, checked by the residual.
 # - "symmetric": A itself, known symmetric (definite for stability); real
-#   matrices by QDLDL's LDLᵀ (see `_ldl.py`), complex ones by SuperLU in
-#   symmetric mode (minimum degree on A + Aᵀ, diagonal pivots).
-# - "gram_cols": AᵀA (the normal equations of a tall A), likewise.
+#   matrices by banded Cholesky after a reverse Cuthill–McKee ordering when the
+#   band is compact and A positive definite (see `_banded.py`), else by QDLDL's
+#   LDLᵀ (see `_ldl.py`); complex ones by SuperLU in symmetric mode (minimum
+#   degree on A + Aᵀ, diagonal pivots).
+# - "gram_cols": AᵀA (the normal equations of a tall A), by QDLDL (SuperLU for
+#   complex A), with no banded path: AᵀA is formed afresh on each call.
 # - "gram_rows": AAᵀ (of a wide A), likewise.
 # - "minnorm": the minimum-norm least-squares solution `A⁺ b` (or `(Aᵀ)⁺ b`),
 #   robust to rank deficiency (see `_minnorm.py`); the solution has A's input

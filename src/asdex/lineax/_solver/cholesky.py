@@ -24,8 +24,12 @@ class SparseCholesky(AbstractDirectSolver):
     solver), after an approximate-minimum-degree ordering, with no pivoting: stable
     for definite matrices. Against [`asdex.lineax.SparseLU`][] on the 2-D Bratu
     Jacobian, it factorises in 0.6x the time at 64², 0.8x at 256² and the same at
-    512², keeping half the nonzeros. Complex matrices are factorised by SuperLU in
-    its symmetric mode (minimum degree on `A + Aᵀ`, diagonal pivots).
+    512², keeping half the nonzeros. A real matrix whose band is compact once
+    reordered by reverse Cuthill–McKee (its band at most four times its nonzeros)
+    is factorised by LAPACK's banded Cholesky instead, far faster where it applies
+    (see `asdex.lineax.SparseSchur`'s reduced camera systems). Complex matrices are
+    factorised by SuperLU in its symmetric mode (minimum degree on `A + Aᵀ`,
+    diagonal pivots).
 
     The operator must be tagged positive or negative semidefinite (as for
     `lineax.Cholesky`): for example `lineax.TaggedLinearOperator(operator,

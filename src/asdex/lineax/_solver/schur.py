@@ -223,8 +223,10 @@ class SparseSchur(lx.AbstractLinearSolver[_SchurState]):
     `jax.vmap`, on GPUs, and inside Optimistix's loops like any JAX code. A
     larger `S` (a thousand cameras, each seeing points with a few dozen others)
     is assembled on its sparse pattern of camera pairs and factorised on the
-    host by QDLDL, as by [`asdex.lineax.SparseCholesky`][]. The structure is
-    found from the pattern alone, once per pattern. Levenberg–Marquardt's damped
+    host as by [`asdex.lineax.SparseCholesky`][]: by LAPACK's banded Cholesky
+    when the cameras' couplings form a band (a sequence of views), else by QDLDL.
+    The structure is found from the pattern alone, once per pattern.
+    Levenberg–Marquardt's damped
     stacks `[J; √λ I]` (from [`asdex.lineax.damped_operator`][] or
     `optx.LevenbergMarquardt`) are solved as $(J^\top J + \lambda I)\,x = J^\top r$.
 
