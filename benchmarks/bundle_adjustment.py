@@ -360,19 +360,16 @@ def floor(row: dict) -> str:
             f"{goal:.2f} s: the Jacobians alone take {jacobians / goal:.1f}× that."
         )
     else:
-        text += f", of the {_end_to_end(row['dedicated'])} end to end"
+        text += f". End to end: {_end_to_end(row['dedicated'])} as is"
         kept = row.get("dedicated_kept")
         if kept is not None:
-            text += f" ({_end_to_end(kept)} with freed memory kept)"
+            text += f", {_end_to_end(kept)} with freed memory kept"
         text += "."
     return text
 
 
 def _end_to_end(result: dict) -> str:
-    return (
-        f"{result['seconds']:.1f} s ({result['steps']} steps; "
-        f"{result['detect']:.1f} s detection and coloring)"
-    )
+    return f"{result['seconds']:.1f} s ({result['detect']:.1f} s of it detection and coloring)"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -27,7 +27,9 @@ Run with `uv run --group benchmark python benchmarks/run.py` (about 8 minutes on
       more).
 - `--no-sparsejac`: leave sparsejac out even where it is installed.
 - `--max-n N`: end the `scaling` section's grid at n = N.
-- `--from-json FILE`: redraw the report from a `results.json`, measuring nothing.
+- `--from-json FILE [FILE ...]`: redraw the report from `results.json` files,
+  measuring nothing; a later file's sections replace an earlier one's (the report
+  says which run measured them, and the merged results replace `results.json`).
 
 Each step prints one line when it is done, such as `[3/52] Brusselator Jacobian
 n=131,072 asdex ... 0.41 s (prep ...; steady ...)`. What the benchmark scripts
@@ -383,6 +385,14 @@ def render(data: dict, out: str, report: str) -> str:
             "",
         ]
     md += ["## Machine", "", _report.machine_table(data["machine"], data["elapsed_s"])]
+    later = data.get("measured", {})
+    if later:
+        md += ["", "Sections measured in a later run on the same machine:", ""]
+        md += [
+            f"- `{section}`: {info['date']}, asdex commit {info['git']}, "
+            f"`{info['command']}`"
+            for section, info in later.items()
+        ]
 
     rows = data.get("scaling")
     if rows is not None:
@@ -563,6 +573,23 @@ def _section(title: str, description: str, body: str) -> list[str]:
     return ["", f"## {title}", "", description, "", body, ""]
 
 
+def merged(runs: list[dict]) -> dict:
+    """The first run's results, with each later run's sections in their place;
+    `measured` records which run measured each replaced section."""
+    data = runs[0]
+    for run in runs[1:]:
+        for section in run["sections"]:
+            data[section] = run[section]
+            if section not in data["sections"]:
+                data["sections"].append(section)
+            data.setdefault("measured", {})[section] = {
+                **run["machine"],
+                "elapsed_s": run["elapsed_s"],
+            }
+        data["failures"] = data.get("failures", []) + run.get("failures", [])
+    return data
+
+
 def write(data: dict, out: str, report: str) -> None:
     os.makedirs(out, exist_ok=True)
     text = render(data, out, report)
@@ -591,7 +618,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-n", type=int, help="end the scaling section's grid at this size"
     )
-    parser.add_argument("--from-json", help="redraw the report from this results.json")
+    parser.add_argument(
+        "--from-json",
+        nargs="+",
+        metavar="FILE",
+        help="redraw the report from these results.json files; a later file's "
+        "sections replace an earlier one's",
+    )
     args = parser.parse_args(argv)
     out = os.path.abspath(args.out) if args.out else DEFAULT_OUT
     report = args.report or (
@@ -599,8 +632,14 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     if args.from_json:
-        with open(args.from_json) as f:
-            data = json.load(f)
+        runs = []
+        for path in args.from_json:
+            with open(path) as f:
+                runs.append(json.load(f))
+        data = merged(runs)
+        if len(runs) > 1:
+            with open(os.path.join(out, "results.json"), "w") as f:
+                json.dump(data, f, indent=1, default=str)
         write(data, out, report)
         print(f"report: {report}")
         return 0

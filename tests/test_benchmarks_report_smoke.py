@@ -124,3 +124,30 @@ def test_report_without_sparsejac(quick, tmp_path):
     for name, (heading, sizes) in QUICK_CASES.items():
         assert (tmp_path / f"{name}.png").exists()
         assert _sizes(_section(report, heading)) == sizes
+
+
+def test_report_merges_a_later_run(quick, tmp_path):
+    # A later run of one section replaces it, and the report says which run.
+    out, _ = quick
+    base = json.loads((out / "results.json").read_text())
+    later = {
+        "sections": ["detection"],
+        "detection": base["detection"],
+        "machine": {**base["machine"], "git": "later-commit", "command": "later"},
+        "elapsed_s": 1.0,
+        "failures": [],
+    }
+    for name, data in (("base.json", base), ("later.json", later)):
+        (tmp_path / name).write_text(json.dumps(data))
+    _run(
+        "--from-json",
+        str(tmp_path / "base.json"),
+        str(tmp_path / "later.json"),
+        "--out",
+        str(tmp_path),
+    )
+    report = (tmp_path / "report.md").read_text()
+    assert "- `detection`: " in report and "asdex commit later-commit" in report
+    merged = json.loads((tmp_path / "results.json").read_text())
+    assert merged["measured"]["detection"]["command"] == "later"
+    assert merged["detection"] == base["detection"]
