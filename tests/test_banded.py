@@ -162,3 +162,33 @@ def test_banded_cholesky_hands_indefinite_and_singular_matrices_on():
     singular = np.where((pattern.rows == 7) | (pattern.cols == 7), 0.0, values)
     _, info = superlu_solve("symmetric", pattern, jnp.asarray(singular), jnp.asarray(b))
     assert int(info) == 1
+
+
+def test_banded_cholesky_reuses_a_dropped_factors_band_only():
+    """The band of a dropped factor is filled again by the next factorisation of
+    its size; a live factor's band never is."""
+    import gc
+
+    from asdex.lineax import _banded
+
+    rng = np.random.default_rng(3)
+    matrix, pattern, values = _shuffled_band(rng, 60, 3)
+    band = cholesky_band(pattern)
+    b = rng.standard_normal(60)
+    first = BandedCholesky(band, values)
+    second = BandedCholesky(band, 2 * values)  # `first` is alive: a new band
+    assert second._factor is not first._factor
+    np.testing.assert_allclose(first.solve(b), np.linalg.solve(matrix, b), rtol=1e-12)
+    np.testing.assert_allclose(
+        second.solve(b), np.linalg.solve(2 * matrix, b), rtol=1e-12
+    )
+    used = first._factor
+    del first
+    gc.collect()
+    third = BandedCholesky(band, 3 * values)
+    assert third._factor is used
+    np.testing.assert_allclose(
+        third.solve(b), np.linalg.solve(3 * matrix, b), rtol=1e-12
+    )
+    asdex.clear_caches()
+    assert not _banded._spare

@@ -25,13 +25,15 @@ in 0.38-0.39 s, where QDLDL took 2.7-3.4 s, alternately in one process on the
 from __future__ import annotations
 
 import dataclasses
+import threading
+import weakref
 
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
-from .._caches import cached
+from .._caches import cached, on_clear
 from .._pattern import SparsityPattern
 from ._ldl import check_pivots
 from ._pattern_data import pattern_data
@@ -97,7 +99,9 @@ class CholeskyBand:
     perm: np.ndarray  # (n,) old index of each new one
     kd: int  # half-bandwidth in the new order
     lower: np.ndarray  # (nnz,) whether each entry is on or below the diagonal
-    place: np.ndarray  # flat places of those entries in the (kd + 1, n) band
+    # Flat places of those entries in the (kd + 1, n) band, stored column-major
+    # as LAPACK wants it (so that it factorises in place, with no copy).
+    place: np.ndarray
 
 
 @cached(maxsize=4)
@@ -121,8 +125,30 @@ def cholesky_band(pattern: SparsityPattern) -> CholeskyBand | None:
     kd = int(np.max(rows - cols, initial=0))
     if (kd + 1) * n > _MAX_STORAGE_PER_NONZERO * pattern.nnz:
         return None
-    place = (rows - cols)[lower] * n + cols[lower]
+    place = cols[lower] * (kd + 1) + (rows - cols)[lower]
     return CholeskyBand(perm, kd, lower, place)
+
+
+# The band of the last factor that was dropped, for the next factorisation of the
+# same size to fill. A Newton or Levenberg–Marquardt solve factorises a matrix of
+# one size at every step; on a virtual machine whose host takes freed memory back,
+# a new band of 76 MB (the large bundle adjustment's) cost more to fault in than
+# to factorise.
+_spare: list[np.ndarray] = []
+_spare_lock = threading.Lock()
+on_clear(_spare.clear)
+
+
+def _band_buffer(shape: tuple[int, int], dtype) -> np.ndarray:
+    with _spare_lock:
+        if _spare and _spare[0].shape == shape and _spare[0].dtype == dtype:
+            return _spare.pop()
+    return np.empty(shape, dtype, order="F")
+
+
+def _keep_spare(band: np.ndarray) -> None:
+    with _spare_lock:
+        _spare[:] = [band]
 
 
 class BandedCholesky:
@@ -136,11 +162,15 @@ class BandedCholesky:
 
     def __init__(self, band: CholeskyBand, values: np.ndarray):
         n = band.perm.size
-        ab = np.zeros((band.kd + 1) * n, dtype=values.dtype)
-        ab[band.place] = values[band.lower]
-        ab = ab.reshape(band.kd + 1, n)
+        ab = _band_buffer((band.kd + 1, n), values.dtype)
+        ab.fill(0)
+        ab.T.reshape(-1)[band.place] = values[band.lower]  # a view: ab is F-ordered
         pbtrf, self._pbtrs = sla.get_lapack_funcs(("pbtrf", "pbtrs"), (ab,))
         self._factor, info = pbtrf(ab, lower=1, overwrite_ab=True)
+        if self._factor is ab:
+            # Factorised in place: the band goes back for reuse when this factor
+            # is dropped.
+            weakref.finalize(self, _keep_spare, ab)
         if info > 0:
             raise RuntimeError("Matrix is not positive definite")
         if info < 0:
