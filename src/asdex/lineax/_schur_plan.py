@@ -321,12 +321,13 @@ def _pair_keys(block_groups: np.ndarray, ng: int):
 
 
 def _pair_plan(
-    block_groups: np.ndarray, ng: int, block_of, unused_block: int
+    block_groups: np.ndarray, ng: int, pair_keys, block_of, unused_block: int
 ) -> PairPlan | None:
-    """The chunks of `W V⁻¹ Wᵀ`'s group pairs; see `PairPlan`. `block_of(g, h)`
-    is the place of block `(g, h)` among `S`'s blocks."""
+    """The chunks of `W V⁻¹ Wᵀ`'s group pairs; see `PairPlan`. `pair_keys` is
+    `_pair_keys(block_groups, ng)`, and `block_of(g, h)` the place of block
+    `(g, h)` among `S`'s blocks."""
     nb, gmax = block_groups.shape
-    key, item_left, item_right = _pair_keys(block_groups, ng)
+    key, item_left, item_right = pair_keys
     if key.size == 0:
         return None
     keys, start, count = np.unique(key, return_index=True, return_counts=True)
@@ -505,6 +506,7 @@ def schur_plan(pattern: SparsityPattern, max_block: int, max_reduced: int) -> Sc
     # S's blocks: pairs (g, h) of groups, s × s each, in one buffer with a dummy
     # block last. Dense: all ng² of them, at g · ng + h. Sparse: only the pairs
     # that a row or an eliminated block couples, and the diagonal, sorted.
+    pair_keys = _pair_keys(block_groups, ng)
     dense = r <= max_reduced
     if dense:
         blocks = ng * ng
@@ -513,13 +515,13 @@ def schur_plan(pattern: SparsityPattern, max_block: int, max_reduced: int) -> Sc
             return g * ng + h
 
     else:
-        pair_keys = _unique(_pair_keys(block_groups, ng)[0])
+        coupled_pairs = _unique(pair_keys[0])
         keys = _unique(
             np.concatenate(
                 [
                     _row_pairs(red_rows, group_of_col[red_cols], m, ng),
-                    pair_keys,
-                    pair_keys % ng * ng + pair_keys // ng,
+                    coupled_pairs,
+                    coupled_pairs % ng * ng + coupled_pairs // ng,
                     np.arange(ng) * (ng + 1),
                 ]
             )
@@ -584,7 +586,7 @@ def schur_plan(pattern: SparsityPattern, max_block: int, max_reduced: int) -> Sc
         s_blocks=blocks,
         padding=small(locate(padding, padding)),
         gram_sum=small_fields(_outer_sum_plan(r_col, r, locate)),
-        pairs=small_fields(_pair_plan(block_groups, ng, block_of, blocks)),
+        pairs=small_fields(_pair_plan(block_groups, ng, pair_keys, block_of, blocks)),
         s_pattern=s_pattern,
         value_order=None if value_order is None else small(value_order),
     )
