@@ -7,6 +7,10 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings
 
+# Settings for searches that must run the same way every time, in CI and on any
+# machine: no time limit per example, a fixed seed, no example database.
+REPRODUCIBLE = dict(deadline=None, derandomize=True, database=None)
+
 
 def property_tests(
     check: Callable, *strategies, default: int, thorough: int, **options

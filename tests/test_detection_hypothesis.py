@@ -9,7 +9,7 @@ from jax import lax
 
 import asdex
 from helpers import assert_sound, no_unknown_primitives
-from properties import property_tests
+from properties import REPRODUCIBLE, property_tests
 
 # Each op builder takes (draw, shape) and returns a function of one array, or None
 # when it does not apply to that shape. Constants are drawn here, so they are
@@ -291,9 +291,7 @@ test_random_compositions_are_sound, test_random_compositions_are_sound_thoroughl
         st.integers(0, 2**16),
         default=40,
         thorough=200,
-        deadline=None,
-        derandomize=True,
-        database=None,
+        **REPRODUCIBLE,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
 )

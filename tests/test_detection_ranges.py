@@ -29,7 +29,7 @@ from helpers import (
     no_unknown_primitives,
     rows_of,
 )
-from properties import property_tests
+from properties import REPRODUCIBLE, property_tests
 
 # Each index source is an `argmax` over its own block of the input, so that the
 # test points can steer every source to every value independently.
@@ -428,9 +428,7 @@ def _random_index_arithmetic_is_sound(program):
     index_programs(),
     default=25,
     thorough=120,
-    deadline=None,
-    derandomize=True,
-    database=None,
+    **REPRODUCIBLE,
     suppress_health_check=[HealthCheck.too_slow],
 )
 

@@ -34,7 +34,7 @@ from helpers import (
     load_script,
     random_like,
 )
-from properties import property_tests
+from properties import REPRODUCIBLE, property_tests
 from test_detection_hypothesis import programs
 
 
@@ -101,9 +101,7 @@ test_local_random_compositions, test_local_random_compositions_thoroughly = (
         st.integers(0, 2**16),
         default=6,
         thorough=40,
-        deadline=None,
-        derandomize=True,
-        database=None,
+        **REPRODUCIBLE,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
 )
