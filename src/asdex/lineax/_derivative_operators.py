@@ -238,6 +238,16 @@ class _NonzerosOperator(lx.AbstractLinearOperator):
         """The nonzeros, in the pattern's row-major order."""
         return self.matrix.values
 
+    @property
+    def pattern(self):
+        """The [`asdex.SparsityPattern`][] of the derivative (symmetric for a
+        Hessian)."""
+        return self.matrix.pattern
+
+    def as_matrix(self) -> Inexact[Array, "m n"]:
+        """The dense `(m, n)` matrix. This is the only method that densifies."""
+        return self.matrix.as_matrix()
+
     def mv(
         self, vector: PyTree[Inexact[Array, " _b"]]
     ) -> PyTree[Inexact[Array, " _b"]]:
@@ -369,15 +379,6 @@ class SparseJacobianOperator(_NonzerosOperator):
         matrix = _matrix(values, comp, in_structure, out_structure, tags)
         return _JacobianOfValues(matrix, comp.coloring)
 
-    @property
-    def pattern(self):
-        """The [`asdex.SparsityPattern`][] of the Jacobian."""
-        return self.matrix.pattern
-
-    def as_matrix(self) -> Inexact[Array, "m n"]:
-        """The dense `(m, n)` matrix. This is the only method that densifies."""
-        return self.matrix.as_matrix()
-
     def transpose(self) -> lx.AbstractLinearOperator:
         if lx.is_symmetric(self.matrix):
             return self
@@ -475,15 +476,6 @@ class SparseHessianOperator(_NonzerosOperator):
     ) -> SparseHessianOperator:
         matrix = _matrix(values, comp, structure, structure, tags | {lx.symmetric_tag})
         return _HessianOfValues(matrix, comp.coloring)
-
-    @property
-    def pattern(self):
-        """The symmetric [`asdex.SparsityPattern`][] of the Hessian."""
-        return self.matrix.pattern
-
-    def as_matrix(self) -> Inexact[Array, "n n"]:
-        """The dense `(n, n)` matrix. This is the only method that densifies."""
-        return self.matrix.as_matrix()
 
     def transpose(self) -> SparseHessianOperator:
         return self

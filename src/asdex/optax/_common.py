@@ -310,14 +310,25 @@ def check_value_fn(value_fn, caller: str) -> None:
         )
 
 
+class StepOptions(NamedTuple):
+    """How both transforms step, resolved once when the transform is built."""
+
+    damping: float
+    adaptive: bool
+    linear_solver: lx.AbstractLinearSolver | None
+    max_trials: int
+
+
 def resolve_options(
     damping: float | None,
     adaptive_damping: bool | None,
     linesearch,
     max_trials: int,
+    linear_solver: lx.AbstractLinearSolver | None,
     caller: str,
-) -> tuple[float, bool]:
-    """The damping and adaptivity the user asked for, with the defaults filled in.
+) -> StepOptions:
+    """The damping and adaptivity the user asked for, with the defaults filled in
+    (the linear solver's is the transform's own, so `None` stays).
 
     Alone, the transform adapts λ (starting at 1); with a line search it takes the
     undamped step (λ = 0), which the line search then scales.
@@ -351,7 +362,9 @@ def resolve_options(
             "`optax.scale_by_zoom_linesearch(max_linesearch_steps=20)`, got "
             f"{type(linesearch).__name__}."
         )
-    return float(damping), bool(adaptive_damping)
+    return StepOptions(
+        float(damping), bool(adaptive_damping), linear_solver, max_trials
+    )
 
 
 def damped_update(
@@ -359,30 +372,27 @@ def damped_update(
     search_info,
     params: PyTree,
     state: SparseNewtonState,
-    damping: float,
-    adaptive: bool,
-    linear_solver: lx.AbstractLinearSolver,
+    options: StepOptions,
     value_fn,
     value_kw,
-    max_trials: int,
 ):
     """The update and next state of both transforms: an adaptive step (trial
     dampings judged on `search_info`'s model) or one step at the fixed damping."""
     lam = state.damping
-    if adaptive:
+    if options.adaptive:
         step, accepted, used, next_lam, solves, solved = adaptive_step(
             descent_info,
             search_info,
             params,
             lam,
-            linear_solver,
+            options.linear_solver,
             value_fn,
             value_kw,
-            max_trials,
+            options.max_trials,
         )
     else:
         step, solved = fixed_step(
-            descent_info, params, lam, linear_solver, damping == 0
+            descent_info, params, lam, options.linear_solver, options.damping == 0
         )
         accepted, used, next_lam = jnp.array(True), lam, lam
         solves = jnp.ones((), jnp.int32)
@@ -402,8 +412,7 @@ def make_transform(
     fn: Callable,
     struct: PyTree,
     comp: Compression,
-    damping: float,
-    adaptive: bool,
+    options: StepOptions,
     linesearch,
     step: Callable,
 ):
@@ -416,12 +425,14 @@ def make_transform(
 
     def init_fn(params):
         check_params(params, struct, caller, "params")
-        return initial_state(damping, params_dtype(params), compression(comp.coloring))
+        return initial_state(
+            options.damping, params_dtype(params), compression(comp.coloring)
+        )
 
     def update_fn(updates, state, params=None, *, value=None, value_fn=None, **extra):
         check_params(params, struct, caller, "params")
         check_params(updates, struct, caller, "updates")
-        if adaptive:
+        if options.adaptive:
             check_value_fn(value_fn, caller)
             value_kw = kwargs_for(value_fn, extra)
         else:

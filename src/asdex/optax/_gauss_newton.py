@@ -56,19 +56,7 @@ def _sum_squares(tree: PyTree):
 
 
 @eqx.filter_jit
-def _update(
-    residual_fn,
-    damping,
-    adaptive,
-    linear_solver,
-    max_trials,
-    state,
-    params,
-    value,
-    value_fn,
-    kw,
-    value_kw,
-):
+def _update(residual_fn, options, state, params, value, value_fn, kw, value_kw):
     # Jitted for the same reason as `sparse_newton`'s update.
     def residuals(p, kw):
         return residual_fn(p, **kw)
@@ -80,21 +68,12 @@ def _update(
     )
     descent_info = optx.FunctionInfo.ResidualJac(r, jac)
     search_info = None
-    if adaptive:
+    if options.adaptive:
         dtype = jnp.result_type(*jtu.tree_leaves(r))
         f = 0.5 * _sum_squares(r) if value is None else jnp.asarray(value)
         search_info = _ResidualsWithValue(r, jac, f.astype(dtype))
     return damped_update(
-        descent_info,
-        search_info,
-        params,
-        state,
-        damping,
-        adaptive,
-        linear_solver,
-        value_fn,
-        value_kw,
-        max_trials,
+        descent_info, search_info, params, state, options, value_fn, value_kw
     )
 
 
@@ -189,13 +168,14 @@ def sparse_gauss_newton(
             f"`{_CALLER}(residual_fn=...)` must be a function `residual_fn(params, "
             f"**kwargs) -> residuals`, got {type(residual_fn).__name__}."
         )
-    damping, adaptive = resolve_options(
-        damping, adaptive_damping, linesearch, max_trials, _CALLER
+    options = resolve_options(
+        damping, adaptive_damping, linesearch, max_trials, linear_solver, _CALLER
     )
     if linear_solver is None:
-        linear_solver = (
-            DEFAULT_LINEAR_SOLVER
-            if damping == 0 and not adaptive
+        undamped = options.damping == 0 and not options.adaptive
+        options = options._replace(
+            linear_solver=DEFAULT_LINEAR_SOLVER
+            if undamped
             else SparseLinearSolver(well_posed=True)
         )
     struct = sample_structure(sample_params, _CALLER)
@@ -218,9 +198,5 @@ def sparse_gauss_newton(
             "sample_params)`."
         )
 
-    step = ft.partial(
-        _update, residual_fn, damping, adaptive, linear_solver, max_trials
-    )
-    return make_transform(
-        _CALLER, residual_fn, struct, comp, damping, adaptive, linesearch, step
-    )
+    step = ft.partial(_update, residual_fn, options)
+    return make_transform(_CALLER, residual_fn, struct, comp, options, linesearch, step)

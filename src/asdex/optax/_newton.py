@@ -47,20 +47,7 @@ def _check_scalar(fun: Callable, struct: PyTree, sample_kwargs: dict) -> None:
 
 
 @eqx.filter_jit
-def _update(
-    fun,
-    tags,
-    damping,
-    adaptive,
-    linear_solver,
-    max_trials,
-    state,
-    params,
-    value,
-    value_fn,
-    kw,
-    value_kw,
-):
+def _update(fun, tags, options, state, params, value, value_fn, kw, value_kw):
     # Jitted here too, so that eager calls compile once per objective instead of
     # tracing the linearisation and the trial loop at every step; inside the user's
     # `jit` it is inlined.
@@ -75,18 +62,7 @@ def _update(
     if value is not None:
         f = jnp.asarray(value).astype(f.dtype)
     f_info = optx.FunctionInfo.EvalGradHessian(f, grad, hessian)
-    return damped_update(
-        f_info,
-        f_info,
-        params,
-        state,
-        damping,
-        adaptive,
-        linear_solver,
-        value_fn,
-        value_kw,
-        max_trials,
-    )
+    return damped_update(f_info, f_info, params, state, options, value_fn, value_kw)
 
 
 def sparse_newton(
@@ -180,8 +156,8 @@ def sparse_newton(
             f"`{_CALLER}(fun=...)` must be the objective `fun(params, **kwargs) -> "
             f"scalar`, got {type(fun).__name__}."
         )
-    damping, adaptive = resolve_options(
-        damping, adaptive_damping, linesearch, max_trials, _CALLER
+    options = resolve_options(
+        damping, adaptive_damping, linesearch, max_trials, linear_solver, _CALLER
     )
     struct = sample_structure(sample_params, _CALLER)
     check_sample_kwargs(fun, sample_kwargs, _CALLER, "fun")
@@ -200,7 +176,5 @@ def sparse_newton(
         )
     tags = frozenset(tags) if isinstance(tags, Iterable) else frozenset([tags])
 
-    step = ft.partial(_update, fun, tags, damping, adaptive, linear_solver, max_trials)
-    return make_transform(
-        _CALLER, fun, struct, comp, damping, adaptive, linesearch, step
-    )
+    step = ft.partial(_update, fun, tags, options)
+    return make_transform(_CALLER, fun, struct, comp, options, linesearch, step)
