@@ -4,6 +4,8 @@ Each example's `main` is called in this process with small arguments, so that th
 scripts cannot rot unnoticed; the checks are on their results, not their timings.
 """
 
+import re
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -20,8 +22,31 @@ def examples():
             "bundle_adjustment",
             "curve_fitting",
             "newton_minimise",
+            "optax_newton",
+            "quickstart",
         )
     }
+
+
+def test_quickstart(examples, capsys):
+    # The README's first command; it exits with 1 when a check fails.
+    examples["quickstart"].main()
+    printed = capsys.readouterr().out
+    assert "0 outside the pattern (OK)" in printed
+    assert "): OK" in printed
+    passes = re.search(r"AD passes: (\d+) JVPs instead of 2,048", printed)
+    assert passes is not None and int(passes.group(1)) <= 12
+    assert printed.count("max |residual|") == 2
+
+
+def test_optax_newton(examples):
+    out = examples["optax_newton"].main(["--n", "200", "--curves", "20"])
+    value, steps = out["rosenbrock/sparse_newton"]
+    assert value < 1e-12
+    assert steps < out["rosenbrock/optax.lbfgs"][1]
+    loss, steps = out["curves/sparse_gauss_newton"]
+    assert loss <= out["curves/optax.lbfgs"][0] * (1 + 1e-6)
+    assert steps < out["curves/optax.lbfgs"][1]
 
 
 def test_bratu_newton(examples, capsys):
