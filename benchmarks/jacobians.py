@@ -35,7 +35,8 @@ Jacobian beats dense `jax.jacfwd`, for `(x[1:]-x[:-1])**2` and the Brusselator,
 
 With `--call-sites`, `call_sites.py` runs last: each derivative inside `jax.jit`
 (closed over and as an argument), in a `lax.while_loop` and under `jax.vmap`,
-against sparsejac given the same pattern (it needs the `benchmark` group). With
+against sparsejac given the same pattern, each case in a fresh process (it needs
+the `benchmark` group). With
 `--cold-start`, `cold_start.py` runs last: the first pattern, coloring, Jacobian and
 Hessian after `import asdex`, each run in a new process with an empty numba cache
 (target: 3 s in all).
@@ -474,7 +475,7 @@ def crossover_table(cross: dict) -> str:
 
 def _call_sites(quick: bool) -> list[dict]:
     """`call_sites.py`'s table: the derivatives inside `jit`, a `while_loop` and
-    `vmap`, against sparsejac, in this process."""
+    `vmap`, against sparsejac, each case in a fresh process."""
     print()
     return importlib.import_module("call_sites").main(["--quick"] if quick else [])
 
