@@ -167,9 +167,9 @@ class ColoredPattern:
         ```
     """
 
-    # `_samples`: the `Layout` of the sample arguments the pattern was detected
-    # from, when `asdex.jacobian_coloring` / `hessian_coloring` made it, so that
-    # solvers and operators given the coloring can refuse other constants (see
+    # `_samples`: the `Samples`, the arguments the pattern was detected from, when
+    # `asdex.jacobian_coloring` / `hessian_coloring` made it, so that solvers and
+    # operators given the coloring can refuse other constants (see
     # `asdex.ad._layout.check_coloring_samples`). `_point`: for a local pattern,
     # the leaves of the sample arguments it holds at (`None` for leaves that are
     # not arrays), which sparse derivatives built from it check every call

@@ -78,7 +78,7 @@ def jacobian_coloring(
     )
     coloring, tracing = JACOBIAN.coloring(req, mode, order)
     # Remember the samples' constants, which solvers check the coloring against.
-    coloring._samples = req.layout(tracing.traced)
+    coloring._samples = req.layout(tracing.traced).samples
     return coloring
 
 
@@ -136,5 +136,5 @@ def hessian_coloring(
     )
     coloring, tracing = HESSIAN.coloring(req, mode, order)
     # Only the samples' constants are checked later; outputs do not matter.
-    coloring._samples = req.layout(tracing.traced)
+    coloring._samples = req.layout(tracing.traced).samples
     return coloring

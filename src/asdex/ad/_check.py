@@ -79,10 +79,10 @@ def _setup(derivative, cls, caller, args, kwargs):
             f"`{caller}` checks what `{what}` returns (an "
             f"`asdex.{cls.__name__}`), not {type(derivative).__name__}."
         )
-    layout = derivative.layout
-    leaves = layout.check_call(args, kwargs)
-    primals, others = layout.split_leaves(leaves)
-    g = layout.function_of_primals(derivative.fn, others)
+    layout, samples = derivative.layout, derivative.samples
+    leaves = samples.check_call(args, kwargs)
+    primals, others = samples.split_leaves(leaves)
+    g = samples.function_of_primals(derivative.fn, others)
     point = layout.ravel_inputs(primals, layout.input_dtype())
     values = derivative.nonzeros(*args, **kwargs)
     return layout, g, point, values

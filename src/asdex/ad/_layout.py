@@ -10,12 +10,13 @@ each row-major (Lineax's own order, as in `PyTreeLinearOperator.as_matrix`).
 
 A sparse derivative is built for sample arguments and is only valid for arguments of
 the same structure, shapes and dtypes: the sparsity pattern (and hence the coloring)
-depends on them. The layout of an entry point (`Layout.from_traced`) records them,
-checks every call against them, and turns the user's function into a function of
-the differentiated leaves alone, in the flat order of the pattern's columns (argnums
-in the order given). The layout of a function of one PyTree `y`, as Lineax's
-operators take it, is `Layout.of_structures`; that of a gradient, whose Jacobian is
-the Hessian, is `layout.gradient`.
+depends on them. The layout of an entry point (`Layout.from_traced`) records them
+as its [`Samples`][], which check every call and turn the user's function into a
+function of the differentiated leaves alone, in the flat order of the pattern's
+columns (argnums in the order given). The layout of a function of one PyTree `y`,
+as Lineax's operators take it, is `Layout.of_structures`: it has no samples, as an
+operator checks its own arguments. That of a gradient, whose Jacobian is the
+Hessian, is `layout.gradient`.
 """
 
 from __future__ import annotations
@@ -151,22 +152,12 @@ class Structure:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Layout:
-    """How the arguments and outputs of `f` map to the rows and columns of the pattern.
+class Samples:
+    """The sample arguments an entry point was built with, which its calls are
+    checked against (`check_call`).
 
-    Compared and hashed by identity: one layout belongs to one built derivative or
-    operator.
-
-    - `inputs`: the differentiated inputs, nested as `jax.jacobian` nests them (the
-      tree of the argument for an integer `argnums`, a tuple of trees for a tuple);
-      the pattern's columns.
-    - `outputs`: `f`'s output; the pattern's rows.
-    - `primal_tree`: the structure of the linear map's positional arguments, a
-      tuple: one leaf each for an entry point (its function of the differentiated
-      leaves, `function_of_primals`), one tree for a function of one PyTree.
-
-    Entry points also record, for checking calls (`check_call`):
-
+    - `caller`: the entry point, for messages.
+    - `n_args`: the number of positional arguments.
     - `args_tree`: the structure of `(args, kwargs)` of the samples.
     - `kinds`: for every leaf of `(args, kwargs)`: `"diff"` (differentiated),
       `"array"` (a dynamic, non-differentiated array) or `"static"` (anything else,
@@ -175,6 +166,7 @@ class Layout:
     - `statics`: the value of each static leaf (`None` for the others).
     - `paths`: a readable name of each leaf, for error messages.
     - `diff_positions`: positions of the differentiated leaves, in column order.
+    - `has_aux`: whether `f` returns a pair `(output, aux)`.
     """
 
     caller: str
@@ -185,163 +177,7 @@ class Layout:
     statics: tuple[Any, ...]
     paths: tuple[str, ...]
     diff_positions: tuple[int, ...]
-    inputs: Structure
-    outputs: Structure
-    primal_tree: Any
     has_aux: bool
-
-    # ------------------------------------------------------------- construction
-
-    @classmethod
-    def from_traced(
-        cls,
-        traced: Traced,
-        args: Sequence,
-        kwargs: dict,
-        argnums,
-        has_aux: bool,
-        caller: str,
-        out_avals: Sequence[jax.ShapeDtypeStruct] | None = None,
-    ) -> Layout:
-        """The layout of `traced`; `out_avals` overrides its outputs (for Hessians,
-        whose traced function is the gradient)."""
-        nums, single = normalize_argnums(argnums, len(args), caller)
-        flat, args_tree = jtu.tree_flatten_with_path((tuple(args), dict(kwargs)))
-        arg_trees = [jtu.tree_structure(a) for a in args]
-        owner = [a for a, t in enumerate(arg_trees) for _ in range(t.num_leaves)]
-        owner += [None] * (len(flat) - len(owner))
-        # `trace` numbers its jaxpr inputs the same way: every array leaf, and every
-        # leaf of a differentiated argument, in flattening order.
-        kinds, avals, statics, paths = [], [], [], []
-        dyn_position = []
-        diff_by_arg: dict[int, list[int]] = {a: [] for a in nums}
-        for pos, ((path, leaf), a) in enumerate(zip(flat, owner, strict=True)):
-            paths.append(_leaf_name(path))
-            if a in diff_by_arg:
-                diff_by_arg[a].append(pos)
-                kinds.append(_DIFF)
-            elif is_array_leaf(leaf):
-                kinds.append(_ARRAY)
-            else:
-                kinds.append(_STATIC)
-            if kinds[-1] == _STATIC:
-                avals.append(None)
-                statics.append(leaf)
-            else:
-                dyn_position.append(pos)
-                avals.append(None)
-                statics.append(None)
-        for pos, aval in zip(dyn_position, traced.in_avals, strict=True):
-            avals[pos] = jax.ShapeDtypeStruct(aval.shape, aval.dtype)
-        diff_positions = tuple(p for a in nums for p in diff_by_arg[a])
-        if single:
-            in_tree = arg_trees[nums[0]]
-        else:
-            in_tree = jtu.tree_structure(
-                tuple(
-                    jtu.tree_unflatten(arg_trees[a], [0] * arg_trees[a].num_leaves)
-                    for a in nums
-                )
-            )
-        assert traced.out_tree is not None
-        out_leaves = tuple(traced.out_leaves if out_avals is None else out_avals)
-        return cls(
-            caller=caller,
-            n_args=len(args),
-            args_tree=args_tree,
-            kinds=tuple(kinds),
-            avals=tuple(avals),
-            statics=tuple(statics),
-            paths=tuple(paths),
-            diff_positions=diff_positions,
-            inputs=Structure(tuple(avals[p] for p in diff_positions), in_tree),  # pyright: ignore
-            outputs=Structure(out_leaves, traced.out_tree),
-            primal_tree=jtu.tree_structure((0,) * len(diff_positions)),
-            has_aux=has_aux,
-        )
-
-    @classmethod
-    def of_structures(cls, inputs: Structure, outputs: Structure) -> Layout:
-        """The layout of a function of one PyTree `y` (an operator's `fn(y, args)`,
-        or its `mv`): `inputs` is `y`'s structure, `outputs` its output's. It checks
-        no calls: an operator checks its own arguments."""
-        n = len(inputs.leaves)
-        return cls(
-            caller="",
-            n_args=1,
-            args_tree=jtu.tree_structure(((inputs.tree(),), {})),
-            kinds=(_DIFF,) * n,
-            avals=inputs.leaves,
-            statics=(None,) * n,
-            paths=("argument 0",) * n,
-            diff_positions=tuple(range(n)),
-            inputs=inputs,
-            outputs=outputs,
-            primal_tree=jtu.tree_structure((inputs.tree(),)),
-            has_aux=False,
-        )
-
-    @ft.cached_property
-    def gradient(self) -> Layout:
-        """This layout seen as its gradient's, whose Jacobian is the Hessian: the
-        outputs are the inputs (one per primal, in the inputs' dtype)."""
-        return dataclasses.replace(self, outputs=self.inputs)
-
-    # ------------------------------------------------------------- properties
-
-    @property
-    def in_avals(self) -> tuple[jax.ShapeDtypeStruct, ...]:
-        return self.inputs.leaves
-
-    @property
-    def out_avals(self) -> tuple[jax.ShapeDtypeStruct, ...]:
-        return self.outputs.leaves
-
-    @property
-    def n(self) -> int:
-        return self.inputs.size
-
-    @property
-    def m(self) -> int:
-        return self.outputs.size
-
-    @property
-    def single(self) -> bool:
-        """Whether the matrix is one block: one output leaf and one input leaf."""
-        return len(self.out_avals) == 1 and len(self.in_avals) == 1
-
-    def nest(self, blocks: list):
-        """Blocks listed output-leaf-major (one per output leaf and input leaf),
-        nested like `jax.jacobian`'s result."""
-        out_tree, in_tree = self.outputs.treedef, self.inputs.treedef
-        if self.single and out_tree.num_nodes == 1 and in_tree.num_nodes == 1:
-            return blocks[0]
-        k = len(self.in_avals)
-        rows = [
-            jtu.tree_unflatten(in_tree, blocks[o * k : (o + 1) * k])
-            for o in range(len(self.out_avals))
-        ]
-        return jtu.tree_unflatten(out_tree, rows)
-
-    def jacobian_dtype(self):
-        """The dtype of the derivative's values: the outputs' promoted float dtype,
-        complex if an input is complex (VJPs give complex cotangents there)."""
-        inexact = [
-            a.dtype for a in self.out_avals if jnp.issubdtype(a.dtype, jnp.inexact)
-        ]
-        with jax.numpy_dtype_promotion("standard"):
-            dtype = jnp.result_type(*(inexact or [a.dtype for a in self.in_avals]))
-        if any(jnp.issubdtype(a.dtype, jnp.complexfloating) for a in self.in_avals):
-            return complex_dtype(dtype)
-        return dtype
-
-    def input_dtype(self):
-        """The differentiated inputs' promoted dtype (a Hessian's values')."""
-        return self.inputs.dtype()
-
-    hessian_dtype = input_dtype
-
-    # ------------------------------------------------------------- calls
 
     def stale_static(self, leaves: list) -> tuple[str, Any, Any] | None:
         """The first static leaf that differs from the samples' (`leaves` in the
@@ -447,6 +283,170 @@ class Layout:
 
         return g
 
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Layout:
+    """How the arguments and outputs of `f` map to the rows and columns of the pattern.
+
+    Compared and hashed by identity: one layout belongs to one built derivative or
+    operator.
+
+    - `inputs`: the differentiated inputs, nested as `jax.jacobian` nests them (the
+      tree of the argument for an integer `argnums`, a tuple of trees for a tuple);
+      the pattern's columns.
+    - `outputs`: `f`'s output; the pattern's rows.
+    - `primal_tree`: the structure of the linear map's positional arguments, a
+      tuple: one leaf each for an entry point (its function of the differentiated
+      leaves, `Samples.function_of_primals`), one tree for a function of one PyTree.
+    - `samples`: an entry point's [`Samples`][]; `None` for a function of one PyTree
+      (`of_structures`).
+    """
+
+    inputs: Structure
+    outputs: Structure
+    primal_tree: Any
+    samples: Samples | None = None
+
+    # ------------------------------------------------------------- construction
+
+    @classmethod
+    def from_traced(
+        cls,
+        traced: Traced,
+        args: Sequence,
+        kwargs: dict,
+        argnums,
+        has_aux: bool,
+        caller: str,
+        out_avals: Sequence[jax.ShapeDtypeStruct] | None = None,
+    ) -> Layout:
+        """The layout of `traced`; `out_avals` overrides its outputs (for Hessians,
+        whose traced function is the gradient)."""
+        nums, single = normalize_argnums(argnums, len(args), caller)
+        flat, args_tree = jtu.tree_flatten_with_path((tuple(args), dict(kwargs)))
+        arg_trees = [jtu.tree_structure(a) for a in args]
+        owner = [a for a, t in enumerate(arg_trees) for _ in range(t.num_leaves)]
+        owner += [None] * (len(flat) - len(owner))
+        # `trace` numbers its jaxpr inputs the same way: every array leaf, and every
+        # leaf of a differentiated argument, in flattening order.
+        kinds, avals, statics, paths = [], [], [], []
+        dyn_position = []
+        diff_by_arg: dict[int, list[int]] = {a: [] for a in nums}
+        for pos, ((path, leaf), a) in enumerate(zip(flat, owner, strict=True)):
+            paths.append(_leaf_name(path))
+            if a in diff_by_arg:
+                diff_by_arg[a].append(pos)
+                kinds.append(_DIFF)
+            elif is_array_leaf(leaf):
+                kinds.append(_ARRAY)
+            else:
+                kinds.append(_STATIC)
+            if kinds[-1] == _STATIC:
+                avals.append(None)
+                statics.append(leaf)
+            else:
+                dyn_position.append(pos)
+                avals.append(None)
+                statics.append(None)
+        for pos, aval in zip(dyn_position, traced.in_avals, strict=True):
+            avals[pos] = jax.ShapeDtypeStruct(aval.shape, aval.dtype)
+        diff_positions = tuple(p for a in nums for p in diff_by_arg[a])
+        if single:
+            in_tree = arg_trees[nums[0]]
+        else:
+            in_tree = jtu.tree_structure(
+                tuple(
+                    jtu.tree_unflatten(arg_trees[a], [0] * arg_trees[a].num_leaves)
+                    for a in nums
+                )
+            )
+        assert traced.out_tree is not None
+        out_leaves = tuple(traced.out_leaves if out_avals is None else out_avals)
+        samples = Samples(
+            caller=caller,
+            n_args=len(args),
+            args_tree=args_tree,
+            kinds=tuple(kinds),
+            avals=tuple(avals),
+            statics=tuple(statics),
+            paths=tuple(paths),
+            diff_positions=diff_positions,
+            has_aux=has_aux,
+        )
+        return cls(
+            inputs=Structure(tuple(avals[p] for p in diff_positions), in_tree),  # pyright: ignore
+            outputs=Structure(out_leaves, traced.out_tree),
+            primal_tree=jtu.tree_structure((0,) * len(diff_positions)),
+            samples=samples,
+        )
+
+    @classmethod
+    def of_structures(cls, inputs: Structure, outputs: Structure) -> Layout:
+        """The layout of a function of one PyTree `y` (an operator's `fn(y, args)`,
+        or its `mv`): `inputs` is `y`'s structure, `outputs` its output's. It has
+        no samples: an operator checks its own arguments."""
+        return cls(inputs, outputs, jtu.tree_structure((inputs.tree(),)))
+
+    @ft.cached_property
+    def gradient(self) -> Layout:
+        """This layout seen as its gradient's, whose Jacobian is the Hessian: the
+        outputs are the inputs (one per primal, in the inputs' dtype)."""
+        return dataclasses.replace(self, outputs=self.inputs)
+
+    # ------------------------------------------------------------- properties
+
+    @property
+    def in_avals(self) -> tuple[jax.ShapeDtypeStruct, ...]:
+        return self.inputs.leaves
+
+    @property
+    def out_avals(self) -> tuple[jax.ShapeDtypeStruct, ...]:
+        return self.outputs.leaves
+
+    @property
+    def n(self) -> int:
+        return self.inputs.size
+
+    @property
+    def m(self) -> int:
+        return self.outputs.size
+
+    @property
+    def single(self) -> bool:
+        """Whether the matrix is one block: one output leaf and one input leaf."""
+        return len(self.out_avals) == 1 and len(self.in_avals) == 1
+
+    def nest(self, blocks: list):
+        """Blocks listed output-leaf-major (one per output leaf and input leaf),
+        nested like `jax.jacobian`'s result."""
+        out_tree, in_tree = self.outputs.treedef, self.inputs.treedef
+        if self.single and out_tree.num_nodes == 1 and in_tree.num_nodes == 1:
+            return blocks[0]
+        k = len(self.in_avals)
+        rows = [
+            jtu.tree_unflatten(in_tree, blocks[o * k : (o + 1) * k])
+            for o in range(len(self.out_avals))
+        ]
+        return jtu.tree_unflatten(out_tree, rows)
+
+    def jacobian_dtype(self):
+        """The dtype of the derivative's values: the outputs' promoted float dtype,
+        complex if an input is complex (VJPs give complex cotangents there)."""
+        inexact = [
+            a.dtype for a in self.out_avals if jnp.issubdtype(a.dtype, jnp.inexact)
+        ]
+        with jax.numpy_dtype_promotion("standard"):
+            dtype = jnp.result_type(*(inexact or [a.dtype for a in self.in_avals]))
+        if any(jnp.issubdtype(a.dtype, jnp.complexfloating) for a in self.in_avals):
+            return complex_dtype(dtype)
+        return dtype
+
+    def input_dtype(self):
+        """The differentiated inputs' promoted dtype (a Hessian's values')."""
+        return self.inputs.dtype()
+
+    hessian_dtype = input_dtype
+
     # ------------------------------------------------------------- flat vectors
 
     def ravel_outputs(self, out, dtype) -> jax.Array:
@@ -544,27 +544,33 @@ def _unravel(vector, avals) -> list:
     return out
 
 
+def samples_of(layout: Layout) -> Samples:
+    """An entry point's samples: its layout (`Layout.from_traced`) always has them."""
+    assert layout.samples is not None, "a layout from `Layout.of_structures`"
+    return layout.samples
+
+
 def check_coloring_samples(coloring, args: tuple, caller: str) -> None:
     """Refuse a precomputed coloring whose constants differ from `args`'.
 
     `coloring` came from `asdex.jacobian_coloring(fn, *samples)` (or
-    `hessian_coloring`), which records the samples' layout on it; `args` are the
+    `hessian_coloring`), which records its `Samples` on it; `args` are the
     positional arguments it is now used with. A non-array leaf (a Python `shift`
     for `jnp.roll`, say) is a constant baked into the pattern, exactly as for
-    `asdex.jacobian`'s own calls (`Layout.check_call`), so another value makes the
+    `asdex.jacobian`'s own calls (`Samples.check_call`), so another value makes the
     coloring wrong, silently. Colorings made otherwise carry no samples and are not
     checked; nor are arguments of another structure, which the shape check catches.
     """
-    layout = getattr(coloring, "_samples", None)
-    if layout is None:
+    samples = getattr(coloring, "_samples", None)
+    if samples is None:
         return
     leaves, tree = jtu.tree_flatten((tuple(args), {}))
-    if tree != layout.args_tree:
+    if tree != samples.args_tree:
         return
-    stale = layout.stale_static(leaves)
+    stale = samples.stale_static(leaves)
     if stale is not None:
         path, got, sample = stale
-        made_by = layout.caller
+        made_by = samples.caller
         raise ValueError(
             f"`{caller}(coloring=...)` was detected by `{made_by}` with {path} = "
             f"{sample!r}, but it is now used with {got!r} there (argument 0 is `y`, "

@@ -28,7 +28,7 @@ from ._formats import (
     check_output_format,
     make_format,
 )
-from ._layout import Layout, ravel_parts
+from ._layout import Layout, Samples, ravel_parts, samples_of
 from ._programs import run
 
 
@@ -103,6 +103,11 @@ class AbstractSparseDerivative(eqx.Module):
         """The differentiated function."""
         return eqx.combine(self.fn_dynamic, self.fn_static)
 
+    @property
+    def samples(self) -> Samples:
+        """The sample arguments it was built with, which calls are checked against."""
+        return samples_of(self.layout)
+
     @abc.abstractmethod
     def linearize(self, g: Callable, primals: list) -> tuple[Linear, object, object]:
         """`(lin, value, aux)`: `g(*primals) = (value, aux)` and the `Linear` map
@@ -125,7 +130,7 @@ class AbstractSparseDerivative(eqx.Module):
     ) -> None:
         """Fill the fields shared by every sparse derivative (from `__init__`, after
         the subclass has checked the coloring against the layout)."""
-        caller = layout.caller
+        caller = samples_of(layout).caller
         self.fn_dynamic, self.fn_static = eqx.partition(fn, eqx.is_array)
         self.coloring = coloring
         self.output_format = check_output_format(output_format, caller)
@@ -138,7 +143,7 @@ class AbstractSparseDerivative(eqx.Module):
             output_format, coloring.pattern, self.products_layout(), plan
         )
         self.point = coloring._point
-        if self.point is not None and len(self.point) != len(layout.kinds):
+        if self.point is not None and len(self.point) != len(samples_of(layout).kinds):
             raise ValueError(
                 f"`{caller}(coloring=...)`: the coloring is local, detected at "
                 "arguments of another structure than these samples. Build the "
@@ -151,7 +156,7 @@ class AbstractSparseDerivative(eqx.Module):
             return leaves
         pairs = [(k, p) for k, p in enumerate(self.point) if p is not None]
         message = (
-            f"This derivative was built by `{self.layout.caller}(..., local=True)` "
+            f"This derivative was built by `{self.samples.caller}(..., local=True)` "
             "with the sparsity pattern at one point, which holds there only, but it "
             "was called at other arguments, where it can miss nonzeros. Build it "
             "again at the new point, or use the global pattern (`local=False`)."
@@ -168,8 +173,8 @@ class AbstractSparseDerivative(eqx.Module):
         return leaves
 
     def __call__(self, *args, **kwargs):
-        layout = self.layout
-        leaves = self._check_point(layout.check_call(args, kwargs))
+        samples = self.samples
+        leaves = self._check_point(samples.check_call(args, kwargs))
         if dispatch_per_product(self, leaves):
             parts, value, aux = _products_one_by_one(self, leaves)
             assembled = run(_assemble, self, parts)
@@ -179,8 +184,8 @@ class AbstractSparseDerivative(eqx.Module):
         # `type(fmt).finish` spares equinox's bound-method wrapper on every call.
         derivative = type(fmt).finish(fmt, assembled)
         if self.with_value:
-            return ((value, aux) if layout.has_aux else value), derivative
-        return (derivative, aux) if layout.has_aux else derivative
+            return ((value, aux) if samples.has_aux else value), derivative
+        return (derivative, aux) if samples.has_aux else derivative
 
     def nonzeros(self, *args, **kwargs) -> Float[Array, " nnz"]:
         """The values of the derivative's nonzeros at `args`, in the pattern's order.
@@ -198,7 +203,7 @@ class AbstractSparseDerivative(eqx.Module):
             J = scipy.sparse.csr_array((values, p.cols, p.indptr), shape=p.shape)
             ```
         """
-        leaves = self._check_point(self.layout.check_call(args, kwargs))
+        leaves = self._check_point(self.samples.check_call(args, kwargs))
         if dispatch_per_product(self, leaves):
             parts = _products_one_by_one(self, leaves)[0]
             return run(_decompress, self, parts)
@@ -215,8 +220,8 @@ class AbstractSparseDerivative(eqx.Module):
 
 def _linearized(derivative: AbstractSparseDerivative, leaves: list):
     """`(lin, primals, value, aux)`: `f` evaluated once and linearized."""
-    primals, others = derivative.layout.split_leaves(leaves)
-    g = derivative.layout.function_of_primals(derivative.fn, others)
+    primals, others = derivative.samples.split_leaves(leaves)
+    g = derivative.samples.function_of_primals(derivative.fn, others)
     lin, value, aux = derivative.linearize(g, primals)
     return lin, primals, value, aux
 
@@ -305,7 +310,7 @@ def _linearize(derivative, leaves):
 def _product(derivative, lin, leaves, side: str, k):
     # The product's leaves in their own shapes: flattened by the program that
     # reads them, where that is free (see `ravel_stacked`).
-    primals = derivative.layout.split_leaves(leaves)[0]
+    primals = derivative.samples.split_leaves(leaves)[0]
     layout, dec = derivative.products_layout(), derivative.decompression
     return jacobian_product(lin, primals, layout, dec, side, k)
 

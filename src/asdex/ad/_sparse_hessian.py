@@ -11,7 +11,7 @@ from .._colored import ColoredPattern, check_coloring
 from .._trace import check_scalar_output
 from ._compressed import Decompression, hessian_linearization
 from ._formats import AbstractOutputFormat
-from ._layout import Layout
+from ._layout import Layout, samples_of
 from ._sparse_derivative import AbstractSparseDerivative
 
 
@@ -60,9 +60,10 @@ class SparseHessian(AbstractSparseDerivative):
         chunk_size: int | None = None,
         with_value: bool = False,
     ):
-        caller = layout.caller
+        samples = samples_of(layout)
+        caller = samples.caller
         check_coloring(coloring, caller, hessian=True, local_ok=True)
-        check_scalar_output(layout.out_avals, caller, has_aux=layout.has_aux)
+        check_scalar_output(layout.out_avals, caller, has_aux=samples.has_aux)
         if coloring.shape != (layout.n, layout.n):
             raise ValueError(
                 f"`{caller}`: the coloring is of a {coloring.shape[0]}×"

@@ -10,7 +10,7 @@ import equinox as eqx
 from .._colored import ColoredPattern, check_coloring
 from ._compressed import Decompression, jacobian_linearization
 from ._formats import AbstractOutputFormat
-from ._layout import Layout
+from ._layout import Layout, samples_of
 from ._sparse_derivative import AbstractSparseDerivative
 
 
@@ -69,7 +69,7 @@ class SparseJacobian(AbstractSparseDerivative):
         chunk_size: int | None = None,
         with_value: bool = False,
     ):
-        caller = layout.caller
+        caller = samples_of(layout).caller
         check_coloring(coloring, caller, hessian=False, local_ok=True)
         if coloring.shape != (layout.m, layout.n):
             raise ValueError(
