@@ -1,8 +1,8 @@
 """Sparse derivatives where users call them, against sparsejac given asdex's pattern.
 
 Run with `uv run --group benchmark python benchmarks/call_sites.py` (a few
-minutes), `--quick` for small sizes, `--cases` to pick. Everything runs in one
-process, in float64. Four cases, each at its large size and at 1/16 of it:
+minutes), `--quick` for small sizes, `--cases` to pick. Everything runs in
+float64. Four cases, each at its large size and at 1/16 of it:
 `diff2` ((x[1:] - x[:-1])², n = 10⁶), the 2-D Brusselator residual (512²), the
 chained Rosenbrock Hessian (10⁶) and the 2-D Bratu energy's Hessian (512²).
 
@@ -20,9 +20,9 @@ Each case runs in a fresh process (`_fresh.call`), so that no case times the
 memory or caches an earlier one left; asdex and sparsejac are timed side by side
 in it. `--rounds 2` measures everything twice, to show how much the ratios move
 between runs on a noisy machine. Steady state is the best of `--repeats` calls,
-asdex's and sparsejac's taken in turns, reported as multiples of one jitted call of `f` (Jacobians) or
-`jax.grad(f)` (Hessians); the ratio is sparsejac's time over asdex's (above 1:
-asdex is faster). Compile + first call of
+asdex's and sparsejac's taken in turns, reported as multiples of one jitted call
+of `f` (Jacobians) or `jax.grad(f)` (Hessians); the ratio is sparsejac's time
+over asdex's (above 1: asdex is faster). Compile + first call of
 the closed-over `jit` is reported for both. The output is the BCOO's data (asdex)
 or `.data` of sparsejac's BCOO.
 """

@@ -252,15 +252,7 @@ def trace(
         fun = linearized_at(fun, concrete_point(point, caller), tracked)
     with explain_traced_control_flow(caller):
         jaxpr = jax.make_jaxpr(fun)(*dyn_avals)
-    if len(nums) == 1:
-        in_tree = arg_trees[nums[0]]
-    else:
-        in_tree = jtu.tree_structure(
-            tuple(
-                jtu.tree_unflatten(arg_trees[a], [0] * arg_trees[a].num_leaves)
-                for a in nums
-            )
-        )
+    in_tree = differentiated_tree(arg_trees, nums, single=len(nums) == 1)
     return Traced(
         jaxpr=jaxpr,
         in_avals=tuple(dyn_avals),
@@ -271,6 +263,19 @@ def trace(
         out_leaves=tuple(
             jax.ShapeDtypeStruct(a.shape, a.dtype) for a in jaxpr.out_avals
         ),
+    )
+
+
+def differentiated_tree(arg_trees: list, nums: tuple[int, ...], *, single: bool):
+    """The structure of the differentiated arguments `nums`: the argument's own for
+    a `single` one, else a tuple of theirs (as `jax.jacobian` nests its result)."""
+    if single:
+        return arg_trees[nums[0]]
+    return jtu.tree_structure(
+        tuple(
+            jtu.tree_unflatten(arg_trees[a], [0] * arg_trees[a].num_leaves)
+            for a in nums
+        )
     )
 
 

@@ -33,7 +33,7 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, PyTree
 
-from .._trace import Traced, is_array_leaf, normalize_argnums
+from .._trace import Traced, differentiated_tree, is_array_leaf, normalize_argnums
 from ._complex import complex_dtype
 
 _DIFF, _ARRAY, _STATIC = "diff", "array", "static"
@@ -351,15 +351,7 @@ class Layout:
         for pos, aval in zip(dyn_position, traced.in_avals, strict=True):
             avals[pos] = jax.ShapeDtypeStruct(aval.shape, aval.dtype)
         diff_positions = tuple(p for a in nums for p in diff_by_arg[a])
-        if single:
-            in_tree = arg_trees[nums[0]]
-        else:
-            in_tree = jtu.tree_structure(
-                tuple(
-                    jtu.tree_unflatten(arg_trees[a], [0] * arg_trees[a].num_leaves)
-                    for a in nums
-                )
-            )
+        in_tree = differentiated_tree(arg_trees, nums, single=single)
         assert traced.out_tree is not None
         out_leaves = tuple(traced.out_leaves if out_avals is None else out_avals)
         samples = Samples(
