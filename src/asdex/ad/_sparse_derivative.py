@@ -130,7 +130,8 @@ class AbstractSparseDerivative(eqx.Module):
     ) -> None:
         """Fill the fields shared by every sparse derivative (from `__init__`, after
         the subclass has checked the coloring against the layout)."""
-        caller = samples_of(layout).caller
+        samples = samples_of(layout)
+        caller = samples.caller
         self.fn_dynamic, self.fn_static = eqx.partition(fn, eqx.is_array)
         self.coloring = coloring
         self.output_format = check_output_format(output_format, caller)
@@ -143,7 +144,7 @@ class AbstractSparseDerivative(eqx.Module):
             output_format, coloring.pattern, self.products_layout(), plan
         )
         self.point = coloring._point
-        if self.point is not None and len(self.point) != len(samples_of(layout).kinds):
+        if self.point is not None and len(self.point) != len(samples.kinds):
             raise ValueError(
                 f"`{caller}(coloring=...)`: the coloring is local, detected at "
                 "arguments of another structure than these samples. Build the "

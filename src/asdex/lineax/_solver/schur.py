@@ -226,9 +226,9 @@ class SparseSchur(lx.AbstractLinearSolver[_SchurState]):
     host as by [`asdex.lineax.SparseCholesky`][]: by LAPACK's banded Cholesky
     when the cameras' couplings form a band (a sequence of views), else by QDLDL.
     The structure is found from the pattern alone, once per pattern.
-    Levenberg–Marquardt's damped
-    stacks `[J; √λ I]` (from [`asdex.lineax.damped_operator`][] or
-    `optx.LevenbergMarquardt`) are solved as $(J^\top J + \lambda I)\,x = J^\top r$.
+    Levenberg–Marquardt's damped stacks `[J; √λ I]` (from
+    [`asdex.lineax.damped_operator`][] or `optx.LevenbergMarquardt`) are solved as
+    $(J^\top J + \lambda I)\,x = J^\top r$.
 
     [`asdex.SparseLinearSolver`][] picks it for damped stacks where it
     eliminates at least 90% of the columns.
